@@ -1,0 +1,65 @@
+# veo — two commands do everything on a fresh Debian/Ubuntu machine as root:
+#   make run    deploy cluster.yml on a local multi-node Ray cluster and watch it
+#   make test   the whole suite (inside a loopback-only network namespace)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+VEO := $(VENV)/bin/veo
+APT_PACKAGES := docker.io busybox-static iproute2 util-linux
+# Ray binds the machine's address and its dashboard probes cloud metadata addresses; on these
+# machines anything that starts Ray runs in a network namespace that only has loopback.
+IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo yes)
+ifeq ($(IS_ROOT),yes)
+LOOPBACK := unshare -n sh -c 'ip link set lo up && exec "$$@"' sh
+else
+LOOPBACK :=
+endif
+PYTEST_ARGS ?=
+
+.PHONY: install system-deps run multiple test unit chaos bench clean
+
+install: system-deps $(VENV)/.installed
+
+system-deps:
+	@missing=""; \
+	command -v dockerd >/dev/null || missing="$$missing docker.io"; \
+	[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx httpd || missing="$$missing busybox-static"; \
+	command -v ip >/dev/null || missing="$$missing iproute2"; \
+	command -v unshare >/dev/null || missing="$$missing util-linux"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "veo needs these Debian packages:$$missing"; \
+	    echo "run as root:  apt-get install -y$$missing   (or: sudo make install)"; exit 1; \
+	  fi; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+run: install
+	$(LOOPBACK) $(VEO) up cluster.yml --watch
+
+multiple: install
+	$(LOOPBACK) $(VEO) up cluster.yml --engine-per-node --watch
+
+test: install
+	$(LOOPBACK) $(PY) -m pytest $(PYTEST_ARGS)
+
+unit: install
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+chaos: install
+	$(LOOPBACK) $(PY) -m pytest tests/chaos $(PYTEST_ARGS)
+
+bench: install
+	$(LOOPBACK) $(PY) -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache
