@@ -24,7 +24,7 @@ install: system-deps $(VENV)/.installed
 system-deps:
 	@missing=""; \
 	command -v dockerd >/dev/null || missing="$$missing docker.io"; \
-	[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx httpd || missing="$$missing busybox-static"; \
+	dpkg -s busybox-static >/dev/null 2>&1 || missing="$$missing busybox-static"; \
 	command -v ip >/dev/null || missing="$$missing iproute2"; \
 	command -v unshare >/dev/null || missing="$$missing util-linux"; \
 	if [ -n "$$missing" ]; then \
