@@ -1,0 +1,381 @@
+"""Scheduler: one per Ray cluster, detached, named ``veo-scheduler`` in namespace ``veo``.
+
+It owns the *desired* state (services, settings, slots = instance -> node + generation), persisted in
+the state store before anything acts on it. One control loop reconciles, every ``tick`` seconds or
+as soon as something changes:
+
+    membership (Ray nodes labelled veo.node) -> reports from every NodeAgent (actual state, read
+    from the engines) -> reconcile (pure: placement of what is not placed) -> persist -> converge
+    (each agent gets the full desired list of its node; agents are idempotent).
+
+Every state change is an Event with an increasing index, kept in a bounded buffer; readers resume
+from an index. The front doors only call the methods below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+import ray
+
+from actors.common import ACTOR_NAMESPACE, NODE_LABEL, ROLE_LABEL, actor_name
+from actors.group_supervisor import GroupSupervisor
+from actors.health_checker import HealthChecker
+from actors.node_agent import NodeAgent
+from veo.errors import Conflict, NotFound, VeoError
+from veo.models import ClusterSpec, Event, EventKind, Instance, NodeView, Service, Settings
+from veo.reconcile import Slot, assignments_for, reconcile
+from veo.state import open_store
+from veo.views import NodeRec, allocation, instance_views, node_state
+from veo.supervision import split_key
+
+log = logging.getLogger("veo.scheduler")
+EVENT_KEEP = 10_000
+REPORT_TIMEOUT = 5.0
+CONVERGE_TIMEOUT = 120.0
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
+class Scheduler:
+    def __init__(self, state_path: str | None = None, tick: float = 1.0):
+        self.store = open_store(state_path)
+        self.tick = tick
+        self.cluster: str = self.store.get("cluster", "veo")
+        self.services = {n: Service.model_validate(d) for n, d in self.store.get("services", {}).items()}
+        self.settings = Settings.model_validate(self.store.get("settings", {}))
+        self.expected = {n["name"]: n for n in self.store.get("nodes", [])}
+        self.slots = {k: Slot.from_json(v) for k, v in self.store.get("slots", {}).items()}
+        self.removed: set[str] = set(self.store.get("removed", []))
+        self.cordoned: set[str] = set(self.store.get("cordoned", []))
+        self.restarts: dict[str, int] = self.store.get("restarts", {})
+        self.events: deque[Event] = deque(maxlen=EVENT_KEEP)
+        # indexes stay monotonic across restarts: continue after the last one persisted
+        self.next_index = self.store.get("event_index", 0) + 1
+        self.nodes: dict[str, NodeRec] = {}
+        self.pending: dict[str, str] = {}
+        self.unit_members: dict[str, tuple[str, ...]] = {}
+        self.new_events = asyncio.Condition()
+        self.wake = asyncio.Event()
+        self._loop: asyncio.Task | None = None
+
+    # ---- desired state -------------------------------------------------------------------------
+
+    async def apply(self, spec: ClusterSpec) -> dict[str, list[str]]:
+        """Make the cluster's services exactly those of ``spec``. Idempotent."""
+        self._start()
+        if spec.name != self.cluster and self.services:
+            raise Conflict(f"this veo cluster is named {self.cluster!r}; the spec says {spec.name!r}")
+        self.cluster = spec.name
+        changes: dict[str, list[str]] = {"added": [], "changed": [], "removed": [], "unchanged": []}
+        for name, svc in spec.services.items():
+            old = self.services.get(name)
+            kind = "added" if old is None else "unchanged" if old == svc else "changed"
+            changes[kind].append(name)
+        changes["removed"] = sorted(set(self.services) - set(spec.services))
+        self.services = dict(spec.services)
+        self.settings = spec.settings
+        self.expected = {n.name: n.model_dump(mode="json") for n in spec.nodes}
+        self.removed = (self.removed | set(changes["removed"])) - set(self.services)
+        self._persist_spec()
+        self._record([Event(kind=EventKind.applied, reason=_summary(changes))])
+        self.wake.set()
+        return changes
+
+    async def add_service(self, svc: Service) -> None:
+        self._start()
+        spec = self._spec()
+        services = {**spec.services, svc.name: svc}
+        # validate the cluster-wide rules (groups) with the new member in place
+        ClusterSpec(name=self.cluster, nodes=spec.nodes, services=services, settings=self.settings)
+        self.services[svc.name] = svc
+        self.removed.discard(svc.name)
+        self._persist_spec()
+        self.wake.set()
+
+    async def remove_service(self, name: str) -> None:
+        if name not in self.services:
+            raise NotFound(f"no service named {name!r}")
+        del self.services[name]
+        self.removed.add(name)
+        self._persist_spec()
+        self.wake.set()
+
+    async def restart(self, service: str, instance: int = 0) -> None:
+        key = f"{service}#{instance}"
+        slot = self.slots.get(key)
+        if slot is None:
+            raise NotFound(f"no instance {key}")
+        if slot.outcome is not None:  # an ended instance comes back on an explicit restart
+            self.slots[key] = Slot(**{**slot.to_json(), "outcome": None, "reason": None})
+            self._persist_slots()
+            self.wake.set()
+            return
+        await self._agent(slot.node).restart_instance.remote(key)
+
+    async def cordon(self, node: str, on: bool = True) -> None:
+        if node not in self.nodes and node not in self.expected:
+            raise NotFound(f"no node named {node!r}")
+        (self.cordoned.add if on else self.cordoned.discard)(node)
+        self.store.put("cordoned", sorted(self.cordoned))
+        self.wake.set()
+
+    async def shutdown(self) -> int:
+        """``veo down``: forget every service, remove every container of this cluster on every
+        node, and stop the per-node actors. Returns how many containers were removed."""
+        self.services, self.slots = {}, {}
+        self._persist_spec()
+        self._persist_slots()
+        removed = 0
+        for rec in self.nodes.values():
+            if not rec.alive:
+                continue
+            try:
+                removed += await self._agent(rec.name).remove_all.remote()
+            except Exception as e:
+                log.warning("could not clean node %s: %s", rec.name, e)
+            for kind in ("agent", "supervisor", "health"):
+                try:
+                    ray.kill(ray.get_actor(actor_name(kind, rec.name), namespace=ACTOR_NAMESPACE))
+                except ValueError:
+                    pass
+        return removed
+
+    # ---- reads ---------------------------------------------------------------------------------
+
+    async def ping(self) -> str:
+        self._start()
+        return self.cluster
+
+    async def spec(self) -> ClusterSpec:
+        return self._spec()
+
+    async def services_list(self) -> list[Service]:
+        return list(self.services.values())
+
+    async def instances(self, service: str | None = None) -> list[Instance]:
+        if service is not None and service not in self.services:
+            raise NotFound(f"no service named {service!r}")
+        views = instance_views(self.slots, self.nodes, self.pending, self.unit_members, self.restarts)
+        return [v for v in views if service is None or v.service == service]
+
+    async def node_views(self) -> list[NodeView]:
+        alloc = allocation(self.slots, self.services)
+        names = sorted(set(self.nodes) | set(self.expected))
+        return [self._node_view(n, alloc.get(n)) for n in names]
+
+    async def events_since(self, since: int | None = None, limit: int = 1000,
+                           wait: float = 0.0) -> list[Event]:
+        """Events with index > since (the last ``limit`` ones when since is None). With ``wait``,
+        blocks up to that many seconds for at least one (long poll, for follow)."""
+        def pick() -> list[Event]:
+            if since is None:
+                return list(self.events)[-limit:]
+            return [e for e in self.events if e.index > since][:limit]
+
+        found = pick()
+        if found or wait <= 0:
+            return found
+        async with self.new_events:
+            try:
+                await asyncio.wait_for(self.new_events.wait_for(lambda: bool(pick())), wait)
+            except asyncio.TimeoutError:
+                pass
+        return pick()
+
+    async def logs(self, service: str, instance: int = 0, tail: int = 100) -> str:
+        key = f"{service}#{instance}"
+        slot = self.slots.get(key)
+        if slot is None:
+            raise NotFound(f"no instance {key}")
+        return await self._agent(slot.node).logs.remote(key, tail)
+
+    # ---- from agents ---------------------------------------------------------------------------
+
+    async def record(self, events: list[Event]) -> None:
+        self._record(events)
+
+    def _record(self, events: list[Event]) -> None:
+        for ev in events:
+            ev.index = self.next_index
+            self.next_index += 1
+            self.events.append(ev)
+            self._note(ev)
+        self.store.put("event_index", self.next_index - 1)
+        asyncio.get_running_loop().create_task(self._notify())
+
+    def _note(self, ev: Event) -> None:
+        """Fold an agent's event into desired state: outcomes and restart counts persist."""
+        if ev.service is None or ev.instance is None:
+            return
+        key = f"{ev.service}#{ev.instance}"
+        slot = self.slots.get(key)
+        if slot is None or (ev.generation is not None and ev.generation != slot.generation):
+            return
+        if ev.restarts is not None and ev.restarts > self.restarts.get(key, 0):
+            self.restarts[key] = ev.restarts
+            self.store.put("restarts", self.restarts)
+        outcome = {EventKind.failed: "failed", EventKind.completed: "completed",
+                   EventKind.killed: "failed"}.get(ev.kind)
+        if outcome:
+            self.slots[key] = Slot(**{**slot.to_json(), "outcome": outcome, "reason": ev.reason})
+            self._persist_slots()
+        elif ev.kind in (EventKind.started, EventKind.restarted) and slot.outcome:
+            self.slots[key] = Slot(**{**slot.to_json(), "outcome": None, "reason": None})
+            self._persist_slots()
+
+    async def _notify(self) -> None:
+        async with self.new_events:
+            self.new_events.notify_all()
+
+    # ---- the control loop ----------------------------------------------------------------------
+
+    def _start(self) -> None:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            self.wake.clear()
+            try:
+                await self._step()
+            except Exception:  # the loop must survive any one bad step; the next one retries
+                log.exception("control loop step failed")
+            try:
+                await asyncio.wait_for(self.wake.wait(), self.tick)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _step(self) -> None:
+        await self._membership()
+        await self._collect_reports()
+        self._plan()
+        await self._push()
+
+    async def _membership(self) -> None:
+        seen: dict[str, dict] = {}
+        for n in await asyncio.to_thread(ray.nodes):
+            name = (n.get("Labels") or {}).get(NODE_LABEL)
+            if name and (name not in seen or n.get("Alive")):
+                seen[name] = n
+        for name, n in seen.items():
+            rec = self.nodes.get(name)
+            alive = bool(n.get("Alive"))
+            if rec is None:
+                rec = self.nodes[name] = NodeRec(name=name)
+            rec.role = (n.get("Labels") or {}).get(ROLE_LABEL)
+            rec.host = n.get("NodeManagerAddress")
+            if alive and not rec.alive:
+                self._spawn_node_actors(name)
+                self._record([Event(kind=EventKind.node_joined, node=name)])
+            elif not alive and rec.alive:
+                rec.report = None
+                self._record([Event(kind=EventKind.node_lost, node=name, reason="Ray marked the node dead")])
+            rec.alive = alive
+
+    def _spawn_node_actors(self, node: str) -> None:
+        opts = dict(namespace=ACTOR_NAMESPACE, lifetime="detached", get_if_exists=True,
+                    max_restarts=-1, label_selector={NODE_LABEL: node})
+        NodeAgent.options(name=actor_name("agent", node), **opts).remote(node, self.cluster)
+        GroupSupervisor.options(name=actor_name("supervisor", node), **opts).remote(node, self.cluster)
+        HealthChecker.options(name=actor_name("health", node), **opts).remote(node, self.cluster)
+
+    async def _collect_reports(self) -> None:
+        alive = [rec for rec in self.nodes.values() if rec.alive]
+
+        async def one(rec: NodeRec) -> None:
+            try:
+                rec.report = await asyncio.wait_for(self._agent(rec.name).report.remote(), REPORT_TIMEOUT)
+            except Exception as e:  # agent restarting or engine down: plan with what we had
+                log.warning("no report from %s: %s", rec.name, e)
+
+        await asyncio.gather(*(one(rec) for rec in alive))
+
+    def _plan(self) -> None:
+        states = [node_state(name, self.nodes.get(name), self.expected.get(name), name in self.cordoned)
+                  for name in sorted(set(self.nodes) | set(self.expected))]
+        result = reconcile(self.services, states, self.slots, strategy=self.settings.placement.value)
+        self.unit_members = result.unit_members
+        new_slots = {k: self._carry_outcome(k, s) for k, s in result.slots.items()}
+        if new_slots != self.slots:
+            self.slots = new_slots
+            self._persist_slots()
+        events = [Event(kind=EventKind.placed, node=node, service=unit, reason=f"{unit} -> {node}")
+                  for unit, node in result.placed.items()]
+        # until every live node has reported, "pending" reasons would only say "not reported yet"
+        if all(rec.report for rec in self.nodes.values() if rec.alive):
+            events += [Event(kind=EventKind.pending, service=unit, reason=reason)
+                       for unit, reason in result.pending.items() if self.pending.get(unit) != reason]
+        self.pending = result.pending
+        if events:
+            self._record(events)
+
+    def _carry_outcome(self, key: str, slot: Slot) -> Slot:
+        old = self.slots.get(key)
+        if old is not None and old.generation == slot.generation and old.outcome and not slot.outcome:
+            return Slot(**{**slot.to_json(), "outcome": old.outcome, "reason": old.reason})
+        return slot
+
+    async def _push(self) -> None:
+        known = sorted(self.services)
+        removed = sorted(self.removed)
+
+        async def one(rec: NodeRec) -> None:
+            desired = assignments_for(rec.name, self.slots, self.services, self.unit_members)
+            try:
+                await asyncio.wait_for(
+                    self._agent(rec.name).converge.remote(desired, known, removed, self.settings),
+                    CONVERGE_TIMEOUT)
+            except Exception as e:
+                log.warning("converge on %s failed: %s", rec.name, e)
+
+        await asyncio.gather(*(one(rec) for rec in self.nodes.values() if rec.alive))
+
+    # ---- helpers -------------------------------------------------------------------------------
+
+    def _agent(self, node: str):
+        try:
+            return ray.get_actor(actor_name("agent", node), namespace=ACTOR_NAMESPACE)
+        except ValueError:
+            raise VeoError(f"node {node!r} has no agent (is it part of the Ray cluster?)") from None
+
+    def _spec(self) -> ClusterSpec:
+        return ClusterSpec.model_construct(
+            name=self.cluster, services=dict(self.services), settings=self.settings,
+            nodes=[_node(d) for d in self.expected.values()])
+
+    def _node_view(self, name: str, alloc) -> NodeView:
+        rec = self.nodes.get(name)
+        st = node_state(name, rec, self.expected.get(name), name in self.cordoned)
+        report = rec.report if rec else None
+        return NodeView(
+            name=name, role=st.role, host=st.host, alive=st.alive, expected=name in self.expected,
+            cordoned=st.cordoned, cpus_total=st.cpus, memory_total=st.memory, disk_total=st.disk,
+            cpus_allocated=alloc[0] if alloc else 0.0, memory_allocated=alloc[1] if alloc else 0,
+            disk_allocated=alloc[2] if alloc else 0,
+            docker_host=report.get("docker_host") if report else None,
+            containers=sum(1 for s in self.slots.values() if s.node == name),
+        )
+
+    def _persist_spec(self) -> None:
+        self.store.put_many({
+            "cluster": self.cluster,
+            "services": {n: s.model_dump(mode="json") for n, s in self.services.items()},
+            "settings": self.settings.model_dump(mode="json"),
+            "nodes": list(self.expected.values()),
+            "removed": sorted(self.removed),
+        })
+
+    def _persist_slots(self) -> None:
+        self.store.put("slots", {k: s.to_json() for k, s in self.slots.items()})
+
+
+def _node(d: dict):
+    from veo.models import Node
+
+    return Node.model_validate(d)
+
+
+def _summary(changes: dict[str, list[str]]) -> str:
+    return ", ".join(f"{k}: {', '.join(v)}" for k, v in changes.items() if v) or "no services"

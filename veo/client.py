@@ -1,0 +1,170 @@
+"""The Python API: ``veo.connect()`` returns a ``Cluster`` that drives the Scheduler actor.
+
+Every front door (CLI, REST, UI) goes through this one client, so they all show the same errors:
+exceptions raised in the Scheduler arrive here as the same ``VeoError`` subclasses with the same
+messages, never as Ray tracebacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import ray
+
+from veo.errors import NotConnected, VeoError
+from veo.models import ClusterSpec, Event, Instance, InstanceStatus, NodeView, Service
+
+NAMESPACE = "veo"
+SCHEDULER_NAME = "veo-scheduler"
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("VEO_STATE_DIR") or Path.home() / ".veo")
+
+
+def _call(ref: Any, timeout: float | None = 120.0) -> Any:
+    try:
+        return ray.get(ref, timeout=timeout)
+    except ray.exceptions.RayTaskError as e:
+        cause = getattr(e, "cause", None)
+        if isinstance(cause, VeoError):
+            raise cause from None
+        if isinstance(cause, ValueError):  # pydantic validation inside the Scheduler
+            raise VeoError(str(cause)) from None
+        raise VeoError(f"the veo scheduler failed: {cause or e}") from None
+    except ray.exceptions.RayActorError as e:
+        raise NotConnected(f"the veo scheduler is not reachable: {e}") from None
+    except ray.exceptions.GetTimeoutError:
+        raise VeoError(f"the veo scheduler did not answer within {timeout:g}s") from None
+
+
+def settled(instances: list[Instance]) -> bool:
+    """Every instance running, ended, or pending with a reason: what ``veo up`` waits for."""
+    done = {InstanceStatus.running, InstanceStatus.completed, InstanceStatus.failed}
+    return all(i.status in done or (i.status is InstanceStatus.pending and i.reason)
+               for i in instances)
+
+
+class Cluster:
+    """A connection to one veo cluster (one Scheduler on one Ray cluster)."""
+
+    def __init__(self, scheduler: ray.actor.ActorHandle):
+        self._s = scheduler
+
+    # ---- desired state -------------------------------------------------------------------------
+
+    def apply(self, spec: str | Path | ClusterSpec) -> dict[str, list[str]]:
+        """Make the cluster run exactly the services of ``spec`` (a cluster.yml path or a spec)."""
+        if not isinstance(spec, ClusterSpec):
+            from veo.config import load_spec
+
+            spec = load_spec(spec).spec
+        return _call(self._s.apply.remote(spec))
+
+    def add_service(self, service: Service | dict) -> None:
+        if isinstance(service, dict):
+            service = Service.model_validate(service)
+        _call(self._s.add_service.remote(service))
+
+    def remove_service(self, name: str) -> None:
+        _call(self._s.remove_service.remote(name))
+
+    def restart(self, service: str, instance: int = 0) -> None:
+        _call(self._s.restart.remote(service, instance))
+
+    def cordon(self, node: str) -> None:
+        _call(self._s.cordon.remote(node, True))
+
+    def uncordon(self, node: str) -> None:
+        _call(self._s.cordon.remote(node, False))
+
+    # ---- reads ---------------------------------------------------------------------------------
+
+    def spec(self) -> ClusterSpec:
+        return _call(self._s.spec.remote())
+
+    def services(self) -> list[Service]:
+        return _call(self._s.services_list.remote())
+
+    def containers(self, service: str | None = None) -> list[Instance]:
+        return _call(self._s.instances.remote(service))
+
+    def nodes(self) -> list[NodeView]:
+        return _call(self._s.node_views.remote())
+
+    def logs(self, service: str, instance: int = 0, tail: int = 100) -> str:
+        return _call(self._s.logs.remote(service, instance, tail))
+
+    def events(self, since: int | None = None, follow: bool = False,
+               poll: float = 10.0) -> Iterator[Event]:
+        """Events after index ``since`` (recent ones when None); with follow, waits for more."""
+        batch = _call(self._s.events_since.remote(since))
+        while True:
+            for ev in batch:
+                since = ev.index
+                yield ev
+            if not follow:
+                return
+            batch = _call(self._s.events_since.remote(since, 1000, poll), timeout=poll + 30)
+
+    def _nodes_reported(self) -> bool:
+        """Every live node has reported its capacity (so 'pending' reasons are real ones)."""
+        live = [n for n in self.nodes() if n.alive]
+        return bool(live) and all(n.cpus_total > 0 or n.memory_total > 0 for n in live)
+
+    def wait(self, predicate: Callable[[list[Instance]], bool] = settled, timeout: float = 120.0,
+             service: str | None = None, interval: float = 0.25) -> list[Instance]:
+        """Poll the instances until ``predicate`` holds; returns them. Raises VeoError on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            instances = self.containers(service)
+            if instances and predicate(instances) and self._nodes_reported():
+                return instances
+            if time.monotonic() > deadline:
+                states = ", ".join(f"{i.service}#{i.instance}={i.status.value}" for i in instances)
+                raise VeoError(f"not settled after {timeout:g}s: {states or 'no instances'}")
+            time.sleep(interval)
+
+
+def connect(address: str | None = None, *, state_path: str | Path | None = None,
+            create: bool = True) -> Cluster:
+    """Connect to the Ray cluster at ``address`` (or RAY_ADDRESS, or the local one) and to its veo
+    Scheduler, creating the Scheduler on the head node when ``create`` and it does not exist."""
+    if not ray.is_initialized():
+        address = address or os.environ.get("RAY_ADDRESS") or _local_address() or "auto"
+        try:
+            ray.init(address=address, namespace=NAMESPACE, log_to_driver=False,
+                     logging_level=logging.WARNING, configure_logging=False)
+        except (ConnectionError, RuntimeError) as e:
+            raise NotConnected(
+                f"no Ray cluster at {address}: {e}. Start one with `veo up cluster.yml`."
+            ) from None
+    return Cluster(_scheduler(state_path, create))
+
+
+def _local_address() -> str | None:
+    from veo import local
+
+    rec = local.read_record(state_dir())
+    return rec.address if rec else None
+
+
+def _scheduler(state_path: str | Path | None, create: bool) -> ray.actor.ActorHandle:
+    try:
+        return ray.get_actor(SCHEDULER_NAME, namespace=NAMESPACE)
+    except ValueError:
+        if not create:
+            raise NotConnected("veo is not running on this Ray cluster (run `veo up FILE`)") from None
+    from actors.scheduler import Scheduler
+
+    path = str(state_path or state_dir() / "state" / "scheduler.db")
+    handle = Scheduler.options(
+        name=SCHEDULER_NAME, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
+        max_restarts=-1, resources={"node:__internal_head__": 0.001},
+    ).remote(path)
+    _call(handle.ping.remote())
+    return handle

@@ -1,0 +1,87 @@
+"""``veo up`` and ``veo down`` as functions: engines, images, the local Ray cluster, apply.
+
+``deploy`` reuses what is already running (the local cluster recorded in the state directory, an
+engine that answers) and starts only what is missing, recording every PID it starts; ``teardown``
+removes every veo container and stops exactly those recorded processes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import ray
+
+from veo import local
+from veo.client import SCHEDULER_NAME, NAMESPACE, Cluster, _call, connect, state_dir
+from veo.config import load_spec
+from veo.engine import ensure_engine, stop_engine
+from veo.errors import NotConnected
+from veo.images import ensure_images
+from veo.models import ClusterSpec, Node
+from veo.runtime import DockerRuntime
+
+
+def _nodes(spec: ClusterSpec) -> list[Node]:
+    return spec.nodes or [Node(name="local")]
+
+
+def start_local(spec: ClusterSpec, *, engine_per_node: bool, log: Callable[[str], None]) -> local.LocalRecord:
+    """Engines (shared or one per node), images on each, then the local Ray cluster."""
+    nodes = _nodes(spec)
+    if engine_per_node:
+        handles = {n.name: ensure_engine(n.name, use_existing=False) for n in nodes}
+    else:
+        shared = ensure_engine("default")
+        handles = {n.name: shared for n in nodes}
+    started = []
+    for h in {h.docker_host: h for h in handles.values()}.values():
+        log(f"engine {h.name}: {h.docker_host}" + (f" (private, pid {h.pid})" if h.private else ""))
+        built = ensure_images(DockerRuntime(h.docker_host))
+        if built:
+            log(f"built images on {h.name}: {', '.join(built)}")
+        if h.private:
+            started.append(h.name)
+    specs = [local.NodeSpec(n.name, n.role, handles[n.name].docker_host) for n in nodes]
+    log(f"starting a local Ray cluster: {', '.join(n.name for n in nodes)}")
+    rec = local.launch(specs, state_dir(), started)
+    log(f"Ray cluster at {rec.address} (launcher pid {rec.pid}); dashboard on 127.0.0.1:8265")
+    return rec
+
+
+def deploy(file: str | Path, *, address: str | None = None, engine_per_node: bool = False,
+           log: Callable[[str], None] = print) -> tuple[Cluster, dict[str, list[str]]]:
+    loaded = load_spec(file)
+    for w in loaded.warnings:
+        log(str(w))
+    if address is None:
+        rec = local.read_record(state_dir())
+        if rec is None:
+            rec = start_local(loaded.spec, engine_per_node=engine_per_node, log=log)
+        address = rec.address
+    cluster = connect(address, create=True)
+    return cluster, cluster.apply(loaded.spec)
+
+
+def teardown(*, address: str | None = None, keep_cluster: bool = False) -> list[str]:
+    lines: list[str] = []
+    rec = local.read_record(state_dir()) if address is None else None
+    if address is None and rec is None:
+        raise NotConnected("no veo cluster is running here (nothing to stop)")
+    try:
+        cluster = connect(address or rec.address, create=False)
+        removed = _call(cluster._s.shutdown.remote(), timeout=300)
+        lines.append(f"removed {removed} containers")
+        ray.kill(ray.get_actor(SCHEDULER_NAME, namespace=NAMESPACE))
+    except NotConnected as e:
+        lines.append(f"no veo scheduler to stop ({e})")
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+    if rec is not None and not keep_cluster:
+        local.stop(rec, state_dir())
+        lines.append(f"stopped the local Ray cluster (pid {rec.pid})")
+        for name in rec.engines:
+            if stop_engine(name):
+                lines.append(f"stopped private engine {name}")
+    return lines

@@ -1,0 +1,199 @@
+"""Desired state -> slots: which instance runs on which node under which generation. Pure.
+
+The Scheduler keeps one ``Slot`` per instance key (``web#0``). Each control-loop step calls
+``reconcile`` with the services, the nodes (capacity, liveness) and the current slots; it returns
+the next slots, the units still pending with their reasons, and what moved. The Scheduler persists
+the result *before* telling any NodeAgent, so a crash between the two repeats the same plan rather
+than making a second one.
+
+Generations fence: a slot that moves to another node, or whose service changed, gets
+``generation + 1``; agents remove any container of an older generation.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from typing import Mapping
+
+from veo.models import GroupPolicy, Service, group_policy_of
+from veo.placement import NodeState, Unit, place, units_for
+from veo.supervision import instance_key
+
+
+@dataclass(frozen=True)
+class Slot:
+    """The desired placement of one instance; persisted by the Scheduler."""
+
+    key: str
+    service: str
+    instance: int
+    unit: str
+    node: str
+    generation: int
+    spec_hash: str
+    outcome: str | None = None  # "completed" / "failed": the instance ended; do not start it again
+    reason: str | None = None
+
+    def to_json(self) -> dict:
+        return self.__dict__.copy()
+
+    @classmethod
+    def from_json(cls, d: dict) -> Slot:
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """What a NodeAgent is told about one instance on its node."""
+
+    key: str
+    unit: str
+    service: Service
+    instance: int
+    generation: int
+    members: tuple[str, ...]  # instance keys of the unit, declared order (master first)
+    policy: GroupPolicy
+    hold: bool = False  # ended (completed/failed): keep its container, do not start it
+
+
+@dataclass
+class Result:
+    slots: dict[str, Slot]
+    pending: dict[str, str] = field(default_factory=dict)  # unit key -> reason
+    placed: dict[str, str] = field(default_factory=dict)  # unit key -> node, new this step
+    dropped: list[str] = field(default_factory=list)  # instance keys no longer desired
+    unit_members: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def _members(unit: Unit, instance: int) -> tuple[str, ...]:
+    return tuple(instance_key(svc, instance) for svc in unit.members)
+
+
+def _instance_for(unit: Unit, slots: Mapping[str, Slot]) -> int:
+    """Instance number of a unit. Pinned ('instances: all') units keep the number they had on
+    their node, or take the smallest number free for that service, so numbers stay stable as nodes
+    come and go."""
+    if unit.node is None:
+        return unit.copy
+    svc = unit.members[0]
+    taken = set()
+    for s in slots.values():
+        if s.service == svc:
+            if s.node == unit.node:
+                return s.instance
+            taken.add(s.instance)
+    n = 0
+    while n in taken:
+        n += 1
+    return n
+
+
+def _keep(unit: Unit, keys: tuple[str, ...], slots: Mapping[str, Slot], services, alive) -> bool:
+    current = [slots.get(k) for k in keys]
+    if any(s is None for s in current):
+        return False
+    nodes = {s.node for s in current}
+    if len(nodes) != 1:
+        return False
+    node = nodes.pop()
+    if node not in alive or (unit.node is not None and unit.node != node):
+        return False
+    return all(s.spec_hash == services[s.service].spec_hash() for s in current)
+
+
+def reconcile(
+    services: Mapping[str, Service],
+    nodes: list[NodeState],
+    slots: Mapping[str, Slot],
+    *,
+    strategy: str = "spread",
+) -> Result:
+    alive = {n.name for n in nodes if n.alive}
+    hashes = {name: svc.spec_hash() for name, svc in services.items()}
+    units = units_for(services, nodes)
+    kept: dict[str, Slot] = {}
+    to_place: list[tuple[Unit, int]] = []
+    result = Result(slots={})
+    # pinned units whose node died are not generated; their slots stay (the node may return)
+    for s in slots.values():
+        if s.service in services and services[s.service].instances == "all" and s.node not in alive:
+            kept[s.key] = s
+    for unit in units:
+        instance = _instance_for(unit, {**slots, **kept})
+        keys = _members(unit, instance)
+        result.unit_members[unit.key] = keys
+        if _keep(unit, keys, slots, services, alive):
+            kept.update({k: slots[k] for k in keys})
+        else:
+            to_place.append((unit, instance))
+    plan = place(_with_usage(nodes, kept, services), [u for u, _ in to_place], strategy=strategy,
+                 existing=_spread_map(kept, result.unit_members, units))
+    for unit, instance in to_place:
+        keys = result.unit_members[unit.key]
+        node = plan.assignments.get(unit.key)
+        if node is None:
+            result.pending[unit.key] = plan.pending.get(unit.key, "not placed")
+            # keep a stale slot on a lost node: if the node returns, its container is still wanted
+            kept.update({k: slots[k] for k in keys if k in slots and slots[k].service in services})
+            continue
+        result.placed[unit.key] = node
+        for key in keys:
+            svc, _, _ = key.rpartition("#")
+            old = slots.get(key)
+            gen = 1 if old is None else old.generation + 1
+            kept[key] = Slot(key, svc, instance, unit.key, node, gen, hashes[svc])
+    result.slots = kept
+    result.dropped = sorted(set(slots) - set(kept))
+    return result
+
+
+def _with_usage(nodes: list[NodeState], kept: Mapping[str, Slot], services) -> list[NodeState]:
+    used: dict[str, list[float]] = defaultdict(lambda: [0.0, 0, 0])
+    for s in kept.values():
+        if s.outcome is not None:
+            continue  # an ended instance holds no resources
+        svc = services[s.service]
+        u = used[s.node]
+        u[0] += svc.cpus or 0.0
+        u[1] += svc.memory or 0
+        u[2] += svc.disk or 0
+    return [
+        replace(n, used_cpus=n.used_cpus + used[n.name][0], used_memory=n.used_memory + used[n.name][1],
+                used_disk=n.used_disk + used[n.name][2]) if n.name in used else n
+        for n in nodes
+    ]
+
+
+def _spread_map(kept, unit_members, units) -> dict[str, set[str]]:
+    spread_of = {u.key: u.spread for u in units}
+    out: dict[str, set[str]] = defaultdict(set)
+    for unit_key, keys in unit_members.items():
+        for k in keys:
+            if k in kept:
+                out[spread_of[unit_key]].add(kept[k].node)
+    return out
+
+
+def assignments_for(
+    node: str, slots: Mapping[str, Slot], services: Mapping[str, Service],
+    unit_members: Mapping[str, tuple[str, ...]],
+) -> list[Assignment]:
+    """The desired instances of one node, units together, members in declared order."""
+    out = []
+    for s in slots.values():
+        if s.node != node or s.service not in services:
+            continue
+        members = unit_members.get(s.unit, (s.key,))
+        member_services = [services[k.rpartition("#")[0]] for k in members
+                           if k.rpartition("#")[0] in services]
+        out.append(
+            Assignment(
+                key=s.key, unit=s.unit, service=services[s.service], instance=s.instance,
+                generation=s.generation, members=members,
+                policy=group_policy_of(member_services), hold=s.outcome is not None,
+            )
+        )
+    order = {k: i for keys in unit_members.values() for i, k in enumerate(keys)}
+    out.sort(key=lambda a: (a.unit, order.get(a.key, 0)))
+    return out
