@@ -46,6 +46,9 @@ class SpecError(VeoError):
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
 
+    def __reduce__(self):  # so the error crosses Ray's process boundary intact
+        return (type(self), (self.problems,))
+
 
 class NotFound(VeoError):
     exit_code = 1

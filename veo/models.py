@@ -27,7 +27,10 @@ RESERVED_LABEL_PREFIX = "veo."
 class Strict(BaseModel):
     """Base for user-written models: unknown keys are errors (the loader adds 'did you mean')."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_assignment=False)
+    # YAML reads `user: 1000` or `test: [CMD, nc, -z, localhost, 80]` as numbers; compose takes them
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, validate_assignment=False, coerce_numbers_to_str=True
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -156,9 +159,6 @@ class HealthCheck(Strict):
             if "test" in v:
                 raise ValueError("give either 'test' or 'cmd', not both")
             v["test"] = v.pop("cmd")
-        for key in ("interval", "timeout", "start_period"):
-            if key in v:
-                v[key] = parse_duration(v[key])
         test, shell = v.get("test"), bool(v.get("shell", False))
         if isinstance(test, str):
             v["test"], v["shell"] = ["CMD-SHELL", test], True
@@ -166,6 +166,12 @@ class HealthCheck(Strict):
             words = [str(w) for w in test]
             v["test"] = ["CMD-SHELL", shlex.join(words)] if shell else ["CMD", *words]
         return v
+
+    @field_validator("interval", "timeout", "start_period", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> Any:
+        # a field validator (not the model one above) so that an error points at the field
+        return parse_duration(v)
 
     @field_validator("test")
     @classmethod
@@ -368,13 +374,19 @@ class Service(Strict):
             if "restart_count" not in v and count.isdigit():
                 v = {**v, "restart_count": int(count)}
         if key not in _RESTART_SPELLINGS:
-            raise ValueError(
-                f"restart: expected never or restart (or no, always, on-failure, "
-                f"unless-stopped), got {raw!r}"
-            )
+            return v  # the 'restart' field validator reports it, at the field
         policy, on_success = _RESTART_SPELLINGS[key]
         v = {**v, "restart": policy}
         v.setdefault("restart_on_success", on_success)
+        return v
+
+    @field_validator("restart", mode="before")
+    @classmethod
+    def _restart(cls, v: Any) -> Any:
+        if v not in (RestartPolicy.never, RestartPolicy.restart, "never", "restart"):
+            raise ValueError(
+                f"expected never or restart (or no, always, on-failure, unless-stopped), got {v!r}"
+            )
         return v
 
     # ---- rules within one service ----------------------------------------------------------------
@@ -501,6 +513,15 @@ class ClusterSpec(Strict):
     nodes: list[Node] = Field(default_factory=list)
     services: dict[str, Service] = Field(default_factory=dict)
     settings: Settings = Field(default_factory=Settings)
+
+    @field_validator("name")
+    @classmethod
+    def _cluster_name(cls, v: str) -> str:
+        # container names are <cluster>_<service>_<instance>_g<generation>; no '_' in the cluster
+        # part keeps that parse unambiguous
+        if not re.match(r"^[a-zA-Z0-9][a-zA-Z0-9.-]*$", v):
+            raise ValueError(f"{v!r} is not a valid cluster name: use letters, digits, '.', '-'")
+        return v
 
     @model_validator(mode="before")
     @classmethod
@@ -681,3 +702,6 @@ class Event(BaseModel):
     container_id: str | None = None
     node: str | None = None
     reason: str | None = None
+    generation: int | None = None
+    exit_code: int | None = None
+    restarts: int | None = None
