@@ -1,0 +1,51 @@
+"""Shared fixtures. Docker engines come from tests/engines.py: real private dockerds, started
+lazily by name and stopped at the end of the session."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from engines import EnginePool
+
+from veo.engine import EngineHandle
+from veo.runtime import DockerRuntime
+
+DOCKER_TEST_TIMEOUT = 120  # seconds; a hung engine call must fail the test, not the CI job
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("docker") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(DOCKER_TEST_TIMEOUT))
+
+
+@pytest.fixture(scope="session")
+def engine_pool() -> Iterator[EnginePool]:
+    pool = EnginePool()
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+@pytest.fixture(scope="session")
+def engine(engine_pool: EnginePool) -> EngineHandle:
+    return engine_pool.get("t1")
+
+
+@pytest.fixture(scope="session")
+def runtime(engine: EngineHandle) -> Iterator[DockerRuntime]:
+    rt = DockerRuntime(engine.docker_host)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def veo_cluster(engine_pool: EnginePool) -> Iterator[str]:
+    """A cluster name unique to this test; its containers are removed afterwards on every engine
+    of the pool."""
+    name = f"t{uuid.uuid4().hex[:10]}"
+    yield name
+    engine_pool.remove_cluster(name)
