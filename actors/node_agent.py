@@ -27,12 +27,13 @@ import ray
 
 from actors.common import EventSink, Handles, actor_name
 from veo.converge import identity, plan_converge
-from veo.errors import VeoError
+from veo.errors import Conflict, VeoError
 from veo.models import Event, EventKind, Health, Instance, InstanceStatus, OnUnhealthy, Settings
 from veo.reconcile import Assignment
 from veo.runtime import DockerRuntime
 from veo.supervision import Death, Decision, Member
-from veo.translate import create_kwargs
+from veo.translate import (LABEL_CLUSTER, LABEL_INSTANCE, LABEL_MANAGED, LABEL_NODE, LABEL_SERVICE,
+                           create_kwargs)
 
 log = logging.getLogger("veo.agent")
 
@@ -182,6 +183,12 @@ class NodeAgent:
                 await self._remove(c, "veo down")
         return len(containers)
 
+    async def stats(self, key: str) -> dict:
+        inst = self._inst(key)
+        if not inst.container_id or inst.status is not InstanceStatus.running:
+            raise Conflict(f"instance {key} is not running")
+        return await asyncio.to_thread(self.runtime.stats, inst.container_id)
+
     async def container_ids(self) -> dict[str, str]:
         return {k: i.container_id for k, i in self.insts.items() if i.container_id}
 
@@ -220,7 +227,8 @@ class NodeAgent:
         if marker:
             return
         attrs = ev.get("Actor", {}).get("Attributes", {})
-        if attrs.get("veo.cluster") != self.cluster or ev.get("Action") != "die":
+        if (attrs.get(LABEL_CLUSTER) != self.cluster or attrs.get(LABEL_NODE) != self.node
+                or ev.get("Action") != "die"):
             return
         cid = ev.get("id") or ev.get("Actor", {}).get("ID")
         if cid in self.expected_stops:
@@ -317,6 +325,8 @@ class NodeAgent:
         except VeoError as e:
             self._fail(inst, str(e))
             return
+        if inst.status is not InstanceStatus.starting:
+            return  # its death was handled while we waited for the engine
         inst.started_mono = time.monotonic()
         inst.started_at = state.started_at if state else None
         if state is not None and not state.running:
@@ -362,8 +372,8 @@ class NodeAgent:
         self._health().unwatch.remote(c.id)
         ident = identity(c)
         self.sink.emit(Event(kind=kind, node=self.node, container_id=c.id, reason=reason,
-                             service=c.labels.get("veo.service"),
-                             instance=int(c.labels.get("veo.instance", -1)) if ident else None,
+                             service=c.labels.get(LABEL_SERVICE),
+                             instance=int(c.labels[LABEL_INSTANCE]) if ident else None,
                              generation=ident[1] if ident else None))
 
     async def _handle_orphans(self, orphans: list) -> None:
@@ -385,7 +395,9 @@ class NodeAgent:
         self._emit(EventKind.failed, inst, reason=reason)
 
     def _list(self) -> list:
-        return self.runtime.list(labels={"veo.managed": "true", "veo.cluster": self.cluster})
+        # several simulated nodes may share one engine: each agent minds its own node's containers
+        return self.runtime.list(labels={LABEL_MANAGED: "true", LABEL_CLUSTER: self.cluster,
+                                         LABEL_NODE: self.node})
 
     # ---- helpers ---------------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from actors.group_supervisor import GroupSupervisor
 from actors.health_checker import HealthChecker
 from actors.node_agent import NodeAgent
 from veo.errors import Conflict, NotFound, VeoError
-from veo.models import ClusterSpec, Event, EventKind, Instance, NodeView, Service, Settings
+from veo.models import ClusterSpec, Event, EventKind, Instance, Node, NodeView, Service, Settings
 from veo.reconcile import Slot, assignments_for, reconcile
 from veo.state import open_store
 from veo.views import NodeRec, allocation, instance_views, node_state
@@ -49,6 +49,7 @@ class Scheduler:
         self.slots = {k: Slot.from_json(v) for k, v in self.store.get("slots", {}).items()}
         self.removed: set[str] = set(self.store.get("removed", []))
         self.cordoned: set[str] = set(self.store.get("cordoned", []))
+        self.draining: set[str] = set(self.store.get("draining", []))
         self.restarts: dict[str, int] = self.store.get("restarts", {})
         self.events: deque[Event] = deque(maxlen=EVENT_KEEP)
         # indexes stay monotonic across restarts: continue after the last one persisted
@@ -115,11 +116,46 @@ class Scheduler:
         await self._agent(slot.node).restart_instance.remote(key)
 
     async def cordon(self, node: str, on: bool = True) -> None:
+        self._known_node(node)
+        (self.cordoned.add if on else self.cordoned.discard)(node)
+        if not on:
+            self.draining.discard(node)
+        self.store.put_many({"cordoned": sorted(self.cordoned), "draining": sorted(self.draining)})
+        self.wake.set()
+
+    async def drain(self, node: str) -> list[str]:
+        """Move everything off ``node`` (groups as units) and cordon it. Refuses, changing
+        nothing, when some unit on it would fit nowhere else. Returns the instances that move."""
+        self._known_node(node)
+        moving = sorted(k for k, s in self.slots.items() if s.node == node)
+        result = reconcile(self.services, self._states(extra_cordoned={node}), self.slots,
+                           strategy=self.settings.placement.value, draining=self.draining | {node})
+        stuck = {unit: reason for unit, reason in result.pending.items()
+                 if any(self.slots.get(k) and self.slots[k].node == node
+                        for k in result.unit_members.get(unit, ()))}
+        if stuck:
+            raise Conflict(f"cannot drain {node}: " + "; ".join(f"{u}: {r}" for u, r in stuck.items()))
+        self.draining.add(node)
+        await self.cordon(node, True)
+        return moving
+
+    async def add_node(self, node: Node) -> None:
+        """Expect a node: it becomes live when a Ray node labelled veo.node=<name> joins."""
+        self.expected[node.name] = node.model_dump(mode="json")
+        self._persist_spec()
+        self.wake.set()
+
+    async def remove_node(self, name: str) -> list[str]:
+        """Drain ``name`` and forget it (the Ray node itself is not stopped)."""
+        self._known_node(name)
+        moving = await self.drain(name) if name in self.nodes and self.nodes[name].alive else []
+        self.expected.pop(name, None)
+        self._persist_spec()
+        return moving
+
+    def _known_node(self, node: str) -> None:
         if node not in self.nodes and node not in self.expected:
             raise NotFound(f"no node named {node!r}")
-        (self.cordoned.add if on else self.cordoned.discard)(node)
-        self.store.put("cordoned", sorted(self.cordoned))
-        self.wake.set()
 
     async def shutdown(self) -> int:
         """``veo down``: forget every service, remove every container of this cluster on every
@@ -185,11 +221,19 @@ class Scheduler:
         return pick()
 
     async def logs(self, service: str, instance: int = 0, tail: int = 100) -> str:
+        key, node = self._where(service, instance)
+        return await self._agent(node).logs.remote(key, tail)
+
+    async def stats(self, service: str, instance: int = 0) -> dict:
+        key, node = self._where(service, instance)
+        return await self._agent(node).stats.remote(key)
+
+    def _where(self, service: str, instance: int) -> tuple[str, str]:
         key = f"{service}#{instance}"
         slot = self.slots.get(key)
         if slot is None:
             raise NotFound(f"no instance {key}")
-        return await self._agent(slot.node).logs.remote(key, tail)
+        return key, slot.node
 
     # ---- from agents ---------------------------------------------------------------------------
 
@@ -292,24 +336,36 @@ class Scheduler:
 
         await asyncio.gather(*(one(rec) for rec in alive))
 
+    def _states(self, extra_cordoned: set[str] = frozenset()):
+        return [node_state(name, self.nodes.get(name), self.expected.get(name),
+                           name in self.cordoned or name in extra_cordoned)
+                for name in sorted(set(self.nodes) | set(self.expected))]
+
     def _plan(self) -> None:
-        states = [node_state(name, self.nodes.get(name), self.expected.get(name), name in self.cordoned)
-                  for name in sorted(set(self.nodes) | set(self.expected))]
-        result = reconcile(self.services, states, self.slots, strategy=self.settings.placement.value)
+        result = reconcile(self.services, self._states(), self.slots,
+                           strategy=self.settings.placement.value, draining=self.draining)
         self.unit_members = result.unit_members
         new_slots = {k: self._carry_outcome(k, s) for k, s in result.slots.items()}
         if new_slots != self.slots:
             self.slots = new_slots
             self._persist_slots()
-        events = [Event(kind=EventKind.placed, node=node, service=unit, reason=f"{unit} -> {node}")
-                  for unit, node in result.placed.items()]
+        events = [self._unit_event(EventKind.placed, key, node, f"placed on {node}")
+                  for unit, node in result.placed.items() for key in result.unit_members[unit]]
         # until every live node has reported, "pending" reasons would only say "not reported yet"
         if all(rec.report for rec in self.nodes.values() if rec.alive):
-            events += [Event(kind=EventKind.pending, service=unit, reason=reason)
-                       for unit, reason in result.pending.items() if self.pending.get(unit) != reason]
+            events += [self._unit_event(EventKind.pending, key, None, reason)
+                       for unit, reason in result.pending.items() if self.pending.get(unit) != reason
+                       for key in result.unit_members.get(unit, ())]
         self.pending = result.pending
         if events:
             self._record(events)
+
+    def _unit_event(self, kind: EventKind, key: str, node: str | None, reason: str) -> Event:
+        service, instance = split_key(key)
+        svc = self.services.get(service)
+        slot = self.slots.get(key)
+        return Event(kind=kind, service=service, instance=instance, node=node, reason=reason,
+                     group=svc.group if svc else None, generation=slot.generation if slot else None)
 
     def _carry_outcome(self, key: str, slot: Slot) -> Slot:
         old = self.slots.get(key)
@@ -371,9 +427,7 @@ class Scheduler:
         self.store.put("slots", {k: s.to_json() for k, s in self.slots.items()})
 
 
-def _node(d: dict):
-    from veo.models import Node
-
+def _node(d: dict) -> Node:
     return Node.model_validate(d)
 
 

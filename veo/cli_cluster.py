@@ -151,6 +151,13 @@ def register(app: typer.Typer) -> None:
             _connect(address).cordon(node)
 
     @app.command()
+    def drain(node: str, address: Address = None) -> None:
+        """Move everything off NODE (groups as units) and cordon it; refuses when it cannot."""
+        with veo_errors():
+            moving = _connect(address).drain(node)
+            err.print(f"draining {node}: moving {', '.join(moving) or 'nothing'}")
+
+    @app.command()
     def uncordon(node: str, address: Address = None) -> None:
         """Let placement use NODE again."""
         with veo_errors():

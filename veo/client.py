@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator
 import ray
 
 from veo.errors import NotConnected, VeoError
-from veo.models import ClusterSpec, Event, Instance, InstanceStatus, NodeView, Service
+from veo.models import ClusterSpec, Event, Instance, InstanceStatus, Node, NodeView, Service
 
 NAMESPACE = "veo"
 SCHEDULER_NAME = "veo-scheduler"
@@ -81,6 +81,20 @@ class Cluster:
 
     def uncordon(self, node: str) -> None:
         _call(self._s.cordon.remote(node, False))
+
+    def drain(self, node: str) -> list[str]:
+        """Move every instance off ``node`` and cordon it; refuses (Conflict) when some would fit
+        nowhere. Returns the instance keys that move."""
+        return _call(self._s.drain.remote(node))
+
+    def add_node(self, node: Node | dict) -> None:
+        _call(self._s.add_node.remote(node if isinstance(node, Node) else Node.model_validate(node)))
+
+    def remove_node(self, name: str) -> list[str]:
+        return _call(self._s.remove_node.remote(name))
+
+    def stats(self, service: str, instance: int = 0) -> dict:
+        return _call(self._s.stats.remote(service, instance))
 
     # ---- reads ---------------------------------------------------------------------------------
 

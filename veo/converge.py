@@ -16,13 +16,8 @@ from typing import Iterable, Mapping, Protocol
 
 from veo.reconcile import Assignment
 from veo.supervision import instance_key
+from veo.translate import LABEL_GENERATION, LABEL_INSTANCE, LABEL_SERVICE
 
-LABEL_MANAGED = "veo.managed"
-LABEL_CLUSTER = "veo.cluster"
-LABEL_SERVICE = "veo.service"
-LABEL_INSTANCE = "veo.instance"
-LABEL_GENERATION = "veo.generation"
-LABEL_SPEC_HASH = "veo.spec-hash"
 
 
 class ContainerLike(Protocol):

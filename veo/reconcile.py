@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from typing import Mapping
+from typing import Collection, Mapping
 
 from veo.models import GroupPolicy, Service, group_policy_of
 from veo.placement import NodeState, Unit, place, units_for
@@ -108,16 +108,23 @@ def reconcile(
     slots: Mapping[str, Slot],
     *,
     strategy: str = "spread",
+    draining: Collection[str] = (),
 ) -> Result:
-    alive = {n.name for n in nodes if n.alive}
+    """``draining`` nodes give up everything they run (placed elsewhere under a new generation);
+    cordoned nodes keep what they run but receive nothing new."""
+    draining = set(draining)
+    alive = {n.name for n in nodes if n.alive and n.name not in draining}
+    cordoned = {n.name for n in nodes if n.cordoned}
     hashes = {name: svc.spec_hash() for name, svc in services.items()}
     units = units_for(services, nodes)
     kept: dict[str, Slot] = {}
     to_place: list[tuple[Unit, int]] = []
     result = Result(slots={})
-    # pinned units whose node died are not generated; their slots stay (the node may return)
+    # pinned units of a dead or cordoned node are not generated; their slots stay (the node may
+    # return; a cordon keeps what runs) unless the node is being drained
     for s in slots.values():
-        if s.service in services and services[s.service].instances == "all" and s.node not in alive:
+        if (s.service in services and services[s.service].instances == "all"
+                and s.node not in draining and (s.node not in alive or s.node in cordoned)):
             kept[s.key] = s
     for unit in units:
         instance = _instance_for(unit, {**slots, **kept})

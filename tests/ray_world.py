@@ -1,0 +1,104 @@
+"""A real multi-node Ray cluster for the behaviour tests: one Ray node per veo node, each wrapping
+its own private Docker engine (from the session's EnginePool), and a veo Scheduler on it.
+
+Shared by the whole session (starting Ray costs ~15 s): tests add their own uniquely named
+services and remove them when done.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, TypeVar
+
+import ray
+
+from veo import local
+from veo.client import Cluster, connect
+from veo.models import ClusterSpec, Instance, InstanceStatus, Node, Settings
+from veo.runtime import DockerRuntime
+
+T = TypeVar("T")
+
+NODES = [("uno", "front"), ("dos", "back"), ("tres", "back")]
+CAPACITY = dict(cpus=4, memory="4g", disk="20g")
+# quick budgets and back-offs so supervision tests run in seconds
+TEST_SETTINGS = dict(backoff_initial=0.05, backoff_max=2.0, budget_restarts=50, budget_period=60,
+                     orphan_grace=2.0)
+
+
+def wait_for(pred: Callable[[], T], timeout: float = 30.0, interval: float = 0.2, what: str = "") -> T:
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what or pred}: last={last!r}")
+
+
+class RayWorld:
+    def __init__(self, engine_pool, state_dir: Path):
+        self.pool = engine_pool
+        self.engines = {name: engine_pool.get(name) for name, _ in NODES}
+        specs = [local.NodeSpec(n, role, self.engines[n].docker_host) for n, role in NODES]
+        self.cluster, self.ray_nodes = local.start_nodes(specs)
+        ray.init(address=self.cluster.address, namespace="veo", log_to_driver=False)
+        self.client: Cluster = connect(state_path=state_dir / "scheduler.db")
+        self.base_nodes = [Node(name=n, role=r, **CAPACITY) for n, r in NODES]
+        self.apply_settings()
+        wait_for(self._all_reported, 60, what="every node's agent to report")
+
+    def _all_reported(self) -> bool:
+        views = self.client.nodes()
+        return len(views) >= len(NODES) and all(v.alive and v.memory_total > 0 for v in views)
+
+    def apply_settings(self, **overrides) -> None:
+        """Re-apply the cluster with the current services and these settings."""
+        current = {s.name: s for s in self.client.services()}
+        settings = Settings(**{**TEST_SETTINGS, **overrides})
+        spec = ClusterSpec.model_construct(name="veo", nodes=self.base_nodes, services=current,
+                                           settings=settings)
+        self.client.apply(spec)
+
+    def runtime(self, node: str) -> DockerRuntime:
+        return DockerRuntime(self.pool.get(node).docker_host)
+
+    def instances(self, service: str) -> list[Instance]:
+        return self.client.containers(service)
+
+    def wait_running(self, service: str, count: int = 1, timeout: float = 40.0,
+                     pred: Callable[[list[Instance]], bool] | None = None) -> list[Instance]:
+        def ok():
+            insts = self.instances(service)
+            running = [i for i in insts if i.status is InstanceStatus.running]
+            if len(running) == count and (pred is None or pred(running)):
+                return running
+            return None
+
+        return wait_for(ok, timeout, what=f"{count} running instance(s) of {service}")
+
+    def remove(self, *services: str) -> None:
+        for s in services:
+            try:
+                self.client.remove_service(s)
+            except Exception:
+                pass
+
+        def gone():
+            for node in self.engines:
+                rt = self.runtime(node)
+                if any(c.labels.get("veo.service") in services
+                       for c in rt.list(labels={"veo.managed": "true"})):
+                    return False
+            return True
+
+        wait_for(gone, 60, what=f"containers of {services} to be removed")
+
+    def close(self) -> None:
+        try:
+            ray.get(self.client._s.shutdown.remote(), timeout=120)
+        finally:
+            ray.shutdown()
+            self.cluster.shutdown()
