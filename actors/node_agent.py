@@ -121,10 +121,11 @@ class NodeAgent:
     # ---- scheduler-facing ----------------------------------------------------------------------
 
     async def converge(self, desired: list[Assignment], known_services: list[str],
-                       removed_services: list[str], settings: Settings) -> None:
+                       removed_services: list[str], settings: Settings, cluster: str) -> None:
         """Make the engine match ``desired``. Idempotent."""
         self._ensure_started()
-        self.settings = settings
+        # the cluster is named by the first apply, which may come after this agent was made
+        self.settings, self.cluster = settings, cluster
         self.known_services = set(known_services) | set(removed_services)
         async with self.lock:
             containers = await asyncio.to_thread(self._list)

@@ -381,7 +381,8 @@ class Scheduler:
             desired = assignments_for(rec.name, self.slots, self.services, self.unit_members)
             try:
                 await asyncio.wait_for(
-                    self._agent(rec.name).converge.remote(desired, known, removed, self.settings),
+                    self._agent(rec.name).converge.remote(desired, known, removed, self.settings,
+                                                         self.cluster),
                     CONVERGE_TIMEOUT)
             except Exception as e:
                 log.warning("converge on %s failed: %s", rec.name, e)

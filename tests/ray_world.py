@@ -16,6 +16,7 @@ import ray
 from veo import local
 from veo.client import Cluster, connect
 from veo.models import ClusterSpec, Instance, InstanceStatus, Node, Settings
+from veo.policy import Policy
 from veo.runtime import DockerRuntime
 
 T = TypeVar("T")
@@ -43,7 +44,8 @@ class RayWorld:
         self.pool = engine_pool
         self.engines = {name: engine_pool.get(name) for name, _ in NODES}
         specs = [local.NodeSpec(n, role, self.engines[n].docker_host) for n, role in NODES]
-        self.cluster, self.ray_nodes = local.start_nodes(specs)
+        # no dashboard: it costs a core's worth of start-up and the tests do not read it
+        self.cluster, self.ray_nodes = local.start_nodes(specs, dashboard=False)
         ray.init(address=self.cluster.address, namespace="veo", log_to_driver=False)
         self.client: Cluster = connect(state_path=state_dir / "scheduler.db")
         self.base_nodes = [Node(name=n, role=r, **CAPACITY) for n, r in NODES]
@@ -58,8 +60,9 @@ class RayWorld:
         """Re-apply the cluster with the current services and these settings."""
         current = {s.name: s for s in self.client.services()}
         settings = Settings(**{**TEST_SETTINGS, **overrides})
+        # the tests' web services share the host's network, switched on explicitly as users must
         spec = ClusterSpec.model_construct(name="veo", nodes=self.base_nodes, services=current,
-                                           settings=settings)
+                                           settings=settings, policy=Policy(allow_host_network=True))
         self.client.apply(spec)
 
     def runtime(self, node: str) -> DockerRuntime:

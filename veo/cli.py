@@ -8,18 +8,16 @@ programs (``--json``, problem lines) is written plainly so that it can be parsed
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from veo.cli_common import echo_problems, err, exit_with, out, veo_errors  # noqa: F401 (re-exported)
+from veo.errors import SpecError, SpecProblem, VeoError  # noqa: F401
 from veo.config import LoadResult, load_spec
-from veo.errors import SpecError, SpecProblem, VeoError
 from veo.models import ClusterSpec, Service, group_policy_of
 from veo.units import format_size
 
@@ -29,43 +27,11 @@ app = typer.Typer(
     help="veo: run Docker containers across the nodes of a Ray cluster, as cluster.yml describes.",
 )
 
-out = Console()
-err = Console(stderr=True)
-
 
 @app.callback()
 def _root() -> None:
     # a callback keeps `veo validate FILE` a sub-command while it is the only one
     pass
-
-
-# --------------------------------------------------------------------------------------------------
-# Error reporting shared by every command
-# --------------------------------------------------------------------------------------------------
-
-
-def echo_problems(problems: list[SpecProblem]) -> None:
-    """One problem per line on stderr, exactly ``str(problem)``, so editors and grep can use it."""
-    for problem in problems:
-        typer.echo(str(problem), err=True)
-
-
-def exit_with(error: VeoError) -> NoReturn:
-    """Print a VeoError for a human and exit with its code."""
-    if isinstance(error, SpecError):
-        echo_problems(error.problems)
-    else:
-        typer.echo(f"error: {error}", err=True)
-    raise typer.Exit(error.exit_code)
-
-
-@contextmanager
-def veo_errors() -> Iterator[None]:
-    """Wrap a command's body: a VeoError becomes a message and an exit code, not a traceback."""
-    try:
-        yield
-    except VeoError as error:
-        exit_with(error)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -169,8 +135,10 @@ def _register_commands() -> None:
     # registered last; their heavy imports (ray) happen inside the commands
     from veo.cli_cluster import register
     from veo.cli_engine import engine_app
+    from veo.cli_serve import register as register_serve
 
     register(app)
+    register_serve(app)
     app.add_typer(engine_app, name="engine", help="Make a Docker engine available (private dockerd).")
 
 

@@ -15,7 +15,7 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from veo.cli import err, out, veo_errors
+from veo.cli_common import err, out, veo_errors
 from veo.errors import NotConnected
 from veo.models import Event, Instance, NodeView
 from veo.units import format_size

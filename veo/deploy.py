@@ -45,7 +45,7 @@ def start_local(spec: ClusterSpec, *, engine_per_node: bool, log: Callable[[str]
     specs = [local.NodeSpec(n.name, n.role, handles[n.name].docker_host) for n in nodes]
     log(f"starting a local Ray cluster: {', '.join(n.name for n in nodes)}")
     rec = local.launch(specs, state_dir(), started)
-    log(f"Ray cluster at {rec.address} (launcher pid {rec.pid}); dashboard on 127.0.0.1:8265")
+    log(f"Ray cluster at {rec.address} (launcher pid {rec.pid}); dashboard: http://{rec.dashboard}")
     return rec
 
 

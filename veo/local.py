@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -57,22 +58,40 @@ class LocalRecord:
     pid: int
     nodes: list[dict] = field(default_factory=list)
     engines: list[str] = field(default_factory=list)  # private engines veo up started
+    dashboard: str | None = None  # the Ray dashboard's address
 
 
 def record_path(state: Path) -> Path:
     return state / "local-cluster.json"
 
 
-def start_nodes(nodes: list[NodeSpec], *, num_cpus: int = 1):
-    """Start a ``ray.cluster_utils.Cluster`` with one Ray node per veo node (in this process)."""
+DASHBOARD_PORT = 8265
+
+
+def free_port(preferred: int) -> int:
+    """``preferred`` when nothing listens there, else a free port the kernel picks."""
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError("no free port on 127.0.0.1")
+
+
+def start_nodes(nodes: list[NodeSpec], *, num_cpus: int = 1, dashboard: bool = True):
+    """Start a ``ray.cluster_utils.Cluster`` with one Ray node per veo node (in this process).
+    The dashboard (where the veo actors show by name) takes 8265, or a free port if that is
+    taken (another Ray cluster on this machine)."""
     from ray.cluster_utils import Cluster
 
     head, *rest = nodes
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": num_cpus, "labels": head.labels(), "env_vars": head.env(),
-                        "_system_config": HEALTH_CHECK_CONFIG, "include_dashboard": True},
-    )
+    head_args = {"num_cpus": num_cpus, "labels": head.labels(), "env_vars": head.env(),
+                 "_system_config": HEALTH_CHECK_CONFIG, "include_dashboard": dashboard}
+    if dashboard:
+        head_args["dashboard_port"] = free_port(DASHBOARD_PORT)
+    cluster = Cluster(initialize_head=True, head_node_args=head_args)
     workers = {head.name: cluster.head_node}
     for n in rest:
         workers[n.name] = cluster.add_node(num_cpus=num_cpus, labels=n.labels(), env_vars=n.env())
@@ -143,7 +162,8 @@ def _serve(args: argparse.Namespace) -> None:
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     rec = LocalRecord(address=cluster.address, pid=os.getpid(), nodes=[asdict(n) for n in nodes],
-                      engines=[e for e in args.engines.split(",") if e])
+                      engines=[e for e in args.engines.split(",") if e],
+                      dashboard=cluster.head_node.address_info.get("webui_url"))
     tmp = Path(args.record + ".tmp")
     tmp.write_text(json.dumps(asdict(rec)))
     tmp.replace(args.record)
