@@ -48,6 +48,16 @@ class HealthChecker:
         if self._loop_task is None:
             self._loop_task = asyncio.get_running_loop().create_task(self._run())
 
+    async def sync(self, watches: list[tuple[str, str, float, str]]) -> None:
+        """The agent's full list of containers to watch: add the missing ones (keeping what is
+        known of the others), drop the rest. Idempotent, so it is sent on every converge."""
+        wanted = {cid: (key, interval, action) for key, cid, interval, action in watches}
+        for cid in [c for c in self.watches if c not in wanted]:
+            del self.watches[cid]
+        for cid, (key, interval, action) in wanted.items():
+            if cid not in self.watches:
+                await self.watch(key, cid, interval, action)
+
     async def unwatch(self, container_id: str | None) -> None:
         self.watches.pop(container_id or "", None)
 

@@ -137,15 +137,20 @@ class NodeAgent:
             for a in desired:
                 inst = self.insts.get(a.key)
                 if inst is None or inst.a.generation != a.generation:
-                    inst = self.insts[a.key] = Inst(a, restarts=inst.restarts if inst else 0)
+                    inst = self.insts[a.key] = Inst(a)
                 inst.a = a
+                inst.restarts = max(inst.restarts, a.restarts)
                 if a.hold and inst.status not in (InstanceStatus.completed, InstanceStatus.failed):
-                    inst.status = InstanceStatus.failed
+                    inst.status, inst.reason = InstanceStatus.failed, a.reason
                 if a.key in plan.adopt:
                     await self._adopt(inst, plan.adopt[a.key])
             for a in plan.create:
                 await self._create_and_start(self.insts[a.key])
         self.synced = True
+        # a restarted HealthChecker has forgotten its watches: hand it the full list each time
+        watches = [self._watch_args(i) for i in self.insts.values()
+                   if i.status is InstanceStatus.running and i.a.service.healthcheck and i.container_id]
+        self._health().sync.remote(watches)
 
     async def report(self) -> dict:
         self._ensure_started()
@@ -412,10 +417,13 @@ class NodeAgent:
         return next((i for i in self.insts.values() if i.container_id == cid), None)
 
     def _watch_health(self, inst: Inst) -> None:
+        if inst.a.service.healthcheck is not None and inst.container_id:
+            self._health().watch.remote(*self._watch_args(inst))
+
+    @staticmethod
+    def _watch_args(inst: Inst) -> tuple[str, str, float, str]:
         hc = inst.a.service.healthcheck
-        if hc is not None and inst.container_id:
-            self._health().watch.remote(inst.a.key, inst.container_id, hc.interval,
-                                        inst.a.service.on_unhealthy.value)
+        return inst.a.key, inst.container_id, hc.interval, inst.a.service.on_unhealthy.value
 
     def _emit(self, kind: EventKind, inst: Inst, reason: str | None = None,
               exit_code: int | None = None) -> None:

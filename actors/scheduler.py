@@ -378,7 +378,8 @@ class Scheduler:
         removed = sorted(self.removed)
 
         async def one(rec: NodeRec) -> None:
-            desired = assignments_for(rec.name, self.slots, self.services, self.unit_members)
+            desired = assignments_for(rec.name, self.slots, self.services, self.unit_members,
+                                      self.restarts)
             try:
                 await asyncio.wait_for(
                     self._agent(rec.name).converge.remote(desired, known, removed, self.settings,

@@ -55,6 +55,8 @@ class Assignment:
     members: tuple[str, ...]  # instance keys of the unit, declared order (master first)
     policy: GroupPolicy
     hold: bool = False  # ended (completed/failed): keep its container, do not start it
+    restarts: int = 0  # persisted count, so a restarted agent does not count from zero
+    reason: str | None = None  # why it ended, when it did
 
 
 @dataclass
@@ -184,7 +186,7 @@ def _spread_map(kept, unit_members, units) -> dict[str, set[str]]:
 
 def assignments_for(
     node: str, slots: Mapping[str, Slot], services: Mapping[str, Service],
-    unit_members: Mapping[str, tuple[str, ...]],
+    unit_members: Mapping[str, tuple[str, ...]], restarts: Mapping[str, int] | None = None,
 ) -> list[Assignment]:
     """The desired instances of one node, units together, members in declared order."""
     out = []
@@ -199,6 +201,7 @@ def assignments_for(
                 key=s.key, unit=s.unit, service=services[s.service], instance=s.instance,
                 generation=s.generation, members=members,
                 policy=group_policy_of(member_services), hold=s.outcome is not None,
+                restarts=(restarts or {}).get(s.key, 0), reason=s.reason,
             )
         )
     order = {k: i for keys in unit_members.values() for i, k in enumerate(keys)}
