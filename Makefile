@@ -58,7 +58,18 @@ unit: install
 chaos: install
 	$(LOOPBACK) $(PY) -m pytest tests/chaos $(PYTEST_ARGS)
 
+# BENCH_ARGS="--quick" or "--only e2e" etc.; figures go to the terminal and artifacts/bench.json.
+# docker-compose is Debian's 1.29.2 (its own python; the PyPI one conflicts with docker-py 7).
 bench: install
+	@if ! command -v docker-compose >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian package: docker-compose (benchmark baseline)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null \
+	      || echo "could not install docker-compose: the benchmark reports it as unavailable"; \
+	  else \
+	    echo "docker-compose is missing (as root: apt-get install -y docker-compose); the benchmark reports it as unavailable"; \
+	  fi; \
+	fi
 	$(LOOPBACK) $(PY) -m bench $(BENCH_ARGS)
 
 clean:

@@ -1,0 +1,201 @@
+"""``python -m bench``: veo's benchmarks, figures only (no pass/fail on timings).
+
+    placement  - bench.placement.run(): placements per second on simulated clusters
+    e2e        - N services on one engine: veo vs raw docker-py (x1, x4) vs docker-compose
+    restart    - restart latency: veo one_for_one vs Docker's --restart on-failure
+
+Anything that starts Ray must run in a loopback-only network namespace: ``make bench`` does that
+(``make bench BENCH_ARGS="--quick --only e2e"``). Results go to artifacts/bench.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench.common import Engine, VeoWorld, fmt, format_table, loadavg, machine_info, verdict
+
+PARTS = ("placement", "e2e", "restart")
+DEFAULT_OUT = Path(__file__).resolve().parent.parent / "artifacts" / "bench.json"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="smaller sizes (a minute or two)")
+    p.add_argument("--only", action="append", choices=PARTS, help="run only this part (repeatable)")
+    p.add_argument("--services", type=int, help="e2e: number of services (default 40, quick 10)")
+    p.add_argument("--rounds", type=int, help="e2e: interleaved rounds (default 3, quick 1)")
+    p.add_argument("--triggers", type=int, help="restart: triggers per side (default 20, quick 6)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results (default %(default)s)")
+    return p.parse_args(argv)
+
+
+def _placement(quick: bool) -> dict:
+    try:
+        from bench import placement
+    except ImportError as e:
+        return {"error": f"bench.placement is not available yet ({e})"}
+    if not hasattr(placement, "run"):
+        return {"error": "bench.placement has no run() yet"}
+    t0 = time.perf_counter()
+    rows = placement.run(quick=quick)
+    out = {"rows": rows, "seconds": time.perf_counter() - t0}
+    target = getattr(placement, "TARGET", None)
+    if target:
+        out["target_per_s"] = target
+    return out
+
+
+def _print_placement(res: dict) -> None:
+    print("Placement throughput (bench.placement.run)")
+    if "error" in res:
+        print(f"  {res['error']}")
+        return
+    rows = res["rows"]
+    keys = ["nodes", "services", "strategy", "units", "placed", "pending", "units_for_s", "place_s",
+            "placements_per_s"]
+    keys = [k for k in keys if all(k in r for r in rows)] or sorted(rows[0]) if rows else keys
+    print(format_table(keys, [[r.get(k) for k in keys] for r in rows], 3))
+    target = res.get("target_per_s")
+    spread = [r for r in rows if r.get("strategy") == "spread" and "placements_per_s" in r]
+    if target and spread:
+        big = max(spread, key=lambda r: r.get("services", 0))
+        met = "met" if big["placements_per_s"] >= target else "NOT met"
+        print(f"target >= {target:,}/s at {big['nodes']} nodes x {big['services']} services (spread): {met}")
+
+
+def _guard(name: str, fn, errors: dict):
+    try:
+        return fn()
+    except Exception as e:  # one broken part must not hide the others' figures
+        traceback.print_exc()
+        errors[name] = f"{type(e).__name__}: {e}"
+        return {"error": errors[name]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    parts = [p for p in PARTS if not args.only or p in args.only]
+    n_services = args.services or (10 if args.quick else 40)
+    rounds = args.rounds or (1 if args.quick else 3)
+    triggers = args.triggers or (6 if args.quick else 20)
+    results: dict = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                     "quick": args.quick, "parts": parts, "loadavg_at_start": loadavg()}
+    errors: dict[str, str] = {}
+    engine = world = None
+    t_all = time.perf_counter()
+    try:
+        if "placement" in parts:
+            results["placement"] = _guard("placement", lambda: _placement(args.quick), errors)
+            _print_placement(results["placement"])
+            print()
+        if "e2e" in parts or "restart" in parts:
+            print("starting a private Docker engine and a one-node Ray cluster (not timed) ...",
+                  flush=True)
+            engine = Engine()
+            world = VeoWorld(engine)
+            results["setup"] = {"ray_startup_s": world.startup_s, "docker_host": engine.docker_host}
+            print(f"ready in {world.startup_s:.1f} s\n", flush=True)
+        if "e2e" in parts:
+            from bench import e2e
+
+            results["e2e"] = _guard("e2e", lambda: e2e.run(engine, world, n_services, rounds), errors)
+            if "error" not in results["e2e"]:
+                e2e.print_report(results["e2e"])
+            print()
+        if "restart" in parts:
+            from bench import restart
+
+            results["restart"] = _guard("restart", lambda: restart.run(engine, world, triggers), errors)
+            if "error" not in results["restart"]:
+                restart.print_report(results["restart"])
+            print()
+        results["machine"] = machine_info(engine.docker_host if engine else None)
+    finally:
+        if world is not None:
+            world.close()
+        if engine is not None:
+            engine.close()
+    if "machine" not in results:
+        results["machine"] = machine_info(None)
+    results["total_s"] = time.perf_counter() - t_all
+    if errors:
+        results["errors"] = errors
+    print_summary(results)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, default=_json_default) + "\n")
+    print(f"\nresults: {args.out}")
+    return 1 if errors else 0
+
+
+def _json_default(o):
+    if isinstance(o, float) and math.isnan(o):
+        return None
+    return str(o)
+
+
+def summary_rows(results: dict) -> list[list]:
+    """(figure, value, target, verdict) rows for whatever parts ran."""
+    rows: list[list] = []
+    pl = results.get("placement")
+    if pl and "rows" in pl:
+        spread = [r for r in pl["rows"] if r.get("strategy") == "spread"] or pl["rows"]
+        big = max(spread, key=lambda r: r.get("services", 0))
+        target = pl.get("target_per_s")
+        value = big.get("placements_per_s")
+        ok = None if not target or value is None else ("met" if value >= target else "NOT met")
+        rows.append([f"placement, {big.get('nodes')} nodes x {big.get('services')} services",
+                     f"{fmt(value, 0)}/s", f">= {fmt(target, 0)}/s" if target else "-", ok or "-"])
+    elif pl:
+        rows.append(["placement", pl.get("error", "?"), "-", "-"])
+    e = results.get("e2e")
+    if e and "median_s" in e:
+        n = e["services"]
+        for mode, t in e["median_s"].items():
+            rows.append([f"e2e {n} services: {mode}", f"{fmt(t, 2)} s" if t is not None else
+                         e.get("errors", {}).get(mode, "n/a"), "-", "-"])
+        r = e.get("ratio_veo_raw1")
+        rows.append(["e2e ratio veo / raw x1", fmt(r, 2), f"<= {e['target_ratio']}",
+                     verdict(r, e["target_ratio"])])
+    elif e:
+        rows.append(["e2e", e.get("error", "?"), "-", "-"])
+    rs = results.get("restart")
+    if rs and "latency_s" in rs:
+        for side in ("veo", "docker"):
+            lat = rs["latency_s"][side]
+            rows.append([f"restart {side} p50 / p95", f"{fmt(lat['p50'] * 1e3, 0)} / "
+                         f"{fmt(lat['p95'] * 1e3, 0)} ms", "-", "-"])
+        for q in ("p50", "p95"):
+            r = rs.get(f"ratio_{q}")
+            rows.append([f"restart ratio veo / docker {q}", fmt(r, 2), f"<= {rs['target_ratio']}",
+                         verdict(r, rs["target_ratio"])])
+    elif rs:
+        rows.append(["restart", rs.get("error", "?"), "-", "-"])
+    return rows
+
+
+def print_summary(results: dict) -> None:
+    m = results.get("machine") or {}
+    mem = m.get("memory_bytes")
+    print("Summary")
+    print(f"machine: nproc {m.get('nproc')}, memory {mem / 2**30:.1f} GiB" if mem else
+          f"machine: nproc {m.get('nproc')}", end="")
+    print(f", docker engine {m.get('docker_server') or m.get('dockerd') or '?'}, "
+          f"docker-py {m.get('docker_py', '?')}, ray {m.get('ray', '?')}, python {m.get('python')}, "
+          f"kernel {m.get('kernel')}, {m.get('docker_compose') or 'docker-compose: not installed'}")
+    print(f"load average at start {results.get('loadavg_at_start')}, at end {m.get('loadavg')} "
+          f"(on {m.get('nproc')} CPUs: anything else running on the machine shows in the figures)")
+    print(format_table(["figure", "value", "target", "verdict"], summary_rows(results)))
+    if results.get("errors"):
+        for part, err in results["errors"].items():
+            print(f"{part} failed: {err}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

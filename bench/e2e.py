@@ -1,0 +1,299 @@
+"""End-to-end start-up: N single-container services on ONE engine, four ways, in the same run.
+
+* ``veo``      - ``Cluster.apply(spec)`` on a one-node Ray cluster wrapping the engine; timed from
+                 the apply call until ``Cluster.containers()`` shows all N running (Ray and the
+                 Scheduler are started, and the node agent has reported, before the clock starts).
+* ``raw x1``   - docker-py ``create_container`` + ``start`` per container, one at a time: veo's
+                 NodeAgent creates and starts sequentially per node under one lock, so this is the
+                 honest baseline for the ratio.
+* ``raw x4``   - the same with 4 threads, for context.
+* ``compose``  - ``docker-compose up -d`` of the equivalent compose file (Debian's 1.29.2).
+
+Every container is busybox ``sleep`` with ``network_mode: none``; the raw runs use exactly the
+create arguments veo's translation produces (labels aside, so veo's agent never sees them).
+Everything is removed between runs; rounds are interleaved so drift hits every mode alike.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from bench.common import (BUSYBOX, Engine, EventRecorder, VeoWorld, format_table, percentile, ratio,
+                          timeline_gaps, verdict, wait_until)
+
+TARGET_RATIO = 1.1
+COMMAND = ["sleep", "3600"]
+COMPOSE_PROJECT = "benche2e"
+MODES = ("veo", "raw x1", "raw x4", "compose")
+POLL_S = 0.1  # how often the veo run asks Cluster.containers() (Cluster.wait polls every 0.25 s)
+
+
+def _services(prefix: str, n: int) -> dict:
+    from veo.models import Service
+
+    return {f"{prefix}-{i:02d}": Service(name=f"{prefix}-{i:02d}", image=BUSYBOX, command=COMMAND,
+                                         network_mode="none") for i in range(n)}
+
+
+# --------------------------------------------------------------------------------------------------
+# veo
+# --------------------------------------------------------------------------------------------------
+
+
+def run_veo(world: VeoWorld, rec: EventRecorder, n: int, prefix: str, timeout: float = 300) -> dict:
+    """Apply N services; time until every one shows as running through the client."""
+    from veo.models import InstanceStatus
+    from veo.translate import LABEL_MANAGED
+
+    services = _services(prefix, n)
+    names = set(services)
+    client = world.client
+    t0_ns = time.time_ns()
+    t0 = time.perf_counter()
+    world.apply(services)
+    t_applied = time.perf_counter()
+    polls = 0
+
+    def all_running() -> bool:
+        nonlocal polls
+        polls += 1
+        insts = [i for i in client.containers() if i.service in names]
+        return len(insts) == n and all(i.status is InstanceStatus.running for i in insts)
+
+    wait_until(all_running, timeout, POLL_S, f"{n} veo services to run")
+    elapsed = time.perf_counter() - t0
+    # where the time went, by the engine's clock
+    mine = {"veo.managed": "true"}
+    creates = sorted(int(e["timeNano"]) for e in rec.matching("create", t0_ns, labels=mine)
+                     if _svc(e) in names)
+    starts = sorted(int(e["timeNano"]) for e in rec.matching("start", t0_ns, labels=mine)
+                    if _svc(e) in names)
+    running = [c for c in world.engine.runtime.list(labels={LABEL_MANAGED: "true"})
+               if c.running and c.labels.get("veo.service") in names]
+    out = {"seconds": elapsed, "apply_call_s": t_applied - t0, "polls": polls,
+           "engine_running": len(running)}
+    out.update(_gap_medians([("create", t) for t in creates] + [("start", t) for t in starts], elapsed))
+    if creates and starts:
+        out["to_first_create_s"] = (creates[0] - t0_ns) / 1e9
+        out["first_create_to_last_start_s"] = (starts[-1] - creates[0]) / 1e9
+        out["last_start_to_seen_running_s"] = elapsed - (starts[-1] - t0_ns) / 1e9
+    return out
+
+
+def _gap_medians(events: list[tuple[str, int]], elapsed: float) -> dict:
+    gaps = timeline_gaps(events)
+    out = {f"{k}_median_s": percentile(v, 50) for k, v in gaps.items() if v}
+    if gaps["create_to_start"]:
+        out["engine_s"] = sum(gaps["create_to_start"])  # inside the engine's create -> start
+        out["outside_engine_s"] = elapsed - out["engine_s"]
+    return out
+
+
+def _svc(e: dict) -> str | None:
+    return ((e.get("Actor") or {}).get("Attributes") or {}).get("veo.service")
+
+
+# --------------------------------------------------------------------------------------------------
+# raw docker-py
+# --------------------------------------------------------------------------------------------------
+
+
+def raw_create_args(i: int, api_version: str, prefix: str) -> dict:
+    """veo's own create arguments for the same service, with neutral name and labels."""
+    from veo.models import Service
+    from veo.runtime import api_create_args
+    from veo.translate import create_kwargs
+
+    svc = Service(name=f"{prefix}-{i:02d}", image=BUSYBOX, command=COMMAND, network_mode="none")
+    kw = create_kwargs(svc, cluster="raw", instance=0, generation=1, node="raw")
+    kw["name"] = f"{prefix}_{i:02d}"
+    kw["labels"] = {"bench": prefix}
+    return api_create_args(kw, api_version)
+
+
+def run_raw(engine: Engine, n: int, threads: int, prefix: str, rec: EventRecorder | None = None) -> dict:
+    api = engine.api()
+    try:
+        args = [raw_create_args(i, api.api_version, prefix) for i in range(n)]
+
+        def one(a: dict) -> None:
+            cid = api.create_container(**a)["Id"]
+            api.start(cid)
+
+        t0_ns = time.time_ns()
+        t0 = time.perf_counter()
+        if threads <= 1:
+            for a in args:
+                one(a)
+        else:
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(one, args))
+        elapsed = time.perf_counter() - t0
+        running = [c for c in api.containers(filters={"label": f"bench={prefix}"})
+                   if c.get("State") == "running"]
+        out = {"seconds": elapsed, "threads": threads, "engine_running": len(running)}
+        if rec is not None and threads <= 1:
+            time.sleep(0.2)  # let the last events arrive
+            mine = {"bench": prefix}
+            out.update(_gap_medians([(a, int(e["timeNano"])) for a in ("create", "start")
+                                     for e in rec.matching(a, t0_ns, labels=mine)], elapsed))
+        return out
+    finally:
+        api.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# docker-compose
+# --------------------------------------------------------------------------------------------------
+
+
+def compose_file(n: int, prefix: str) -> str:
+    lines = ['version: "2.4"', "services:"]
+    for i in range(n):
+        lines += [f"  {prefix}-{i:02d}:", f"    image: {BUSYBOX}",
+                  f"    command: {json.dumps(COMMAND)}", "    network_mode: none"]
+    return "\n".join(lines) + "\n"
+
+
+def compose_available() -> str | None:
+    """None when docker-compose can be used, else why not."""
+    if shutil.which("docker-compose") is None:
+        return "docker-compose is not installed (`make bench` installs Debian's docker-compose as root)"
+    return None
+
+
+def run_compose(engine: Engine, n: int, prefix: str, timeout: float = 600) -> dict:
+    why = compose_available()
+    if why:
+        return {"error": why}
+    d = Path(tempfile.mkdtemp(prefix="vb-compose-"))
+    env = {**os.environ, "DOCKER_HOST": engine.docker_host, "COMPOSE_PROJECT_NAME": COMPOSE_PROJECT}
+    try:
+        (d / "docker-compose.yml").write_text(compose_file(n, prefix))
+        t0 = time.perf_counter()
+        r = subprocess.run(["docker-compose", "up", "-d"], cwd=d, env=env, capture_output=True,
+                           text=True, timeout=timeout)
+        elapsed = time.perf_counter() - t0
+        if r.returncode != 0:
+            return {"error": f"docker-compose up failed ({r.returncode}): {r.stderr.strip()[-500:]}"}
+        label = f"com.docker.compose.project={COMPOSE_PROJECT}"
+        running = [c for c in engine.runtime.list(labels=dict([label.split("=", 1)])) if c.running]
+        return {"seconds": elapsed, "engine_running": len(running)}
+    except (OSError, subprocess.SubprocessError) as e:
+        return {"error": f"docker-compose could not run: {e}"}
+    finally:
+        with_down = (d / "docker-compose.yml").exists()
+        if with_down:
+            subprocess.run(["docker-compose", "down", "-t", "0", "--remove-orphans"], cwd=d,
+                           env=env, capture_output=True, timeout=timeout)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# The benchmark
+# --------------------------------------------------------------------------------------------------
+
+
+def run(engine: Engine, world: VeoWorld, n: int = 40, rounds: int = 3) -> dict:
+    """``rounds`` interleaved rounds of every mode; medians, all samples and veo's ratio to raw."""
+    samples: dict[str, list[dict]] = {m: [] for m in MODES}
+    rec = EventRecorder(engine.docker_host)
+    try:
+        # untimed warm-up of every path (first calls in the agent's worker, first creates)
+        run_veo(world, rec, 2, "warm")
+        world.clear()
+        run_raw(engine, 2, 1, "warm")
+        engine.remove_all({"bench": "warm"})
+        for r in range(rounds):
+            samples["veo"].append(run_veo(world, rec, n, f"e2e{r}"))
+            world.clear()
+            for threads, mode in ((1, "raw x1"), (4, "raw x4")):
+                prefix = f"raw{threads}r{r}"
+                samples[mode].append(run_raw(engine, n, threads, prefix, rec))
+                engine.remove_all({"bench": prefix})
+            samples["compose"].append(run_compose(engine, n, f"c{r}"))
+            engine.remove_all({"com.docker.compose.project": COMPOSE_PROJECT})
+            _settle(engine)
+    finally:
+        rec.close()
+    result: dict = {"services": n, "rounds": rounds, "samples": samples,
+                    "ray_startup_excluded": True, "ray_startup_s": world.startup_s,
+                    "scheduler_tick_s": 1.0, "target_ratio": TARGET_RATIO, "poll_s": POLL_S,
+                    "warm_up": "2 services through veo and 2 raw containers, untimed, first"}
+    med = {}
+    for mode, rows in samples.items():
+        times = [s["seconds"] for s in rows if "seconds" in s]
+        med[mode] = percentile(times, 50) if times else None
+        errors = [s["error"] for s in rows if "error" in s]
+        if errors:
+            result.setdefault("errors", {})[mode] = errors[0]
+    result["median_s"] = med
+    result["ratio_veo_raw1"] = ratio(med["veo"], med["raw x1"])
+    result["ratio_veo_raw4"] = ratio(med["veo"], med["raw x4"])
+    result["ratio_veo_compose"] = ratio(med["veo"], med["compose"])
+    for mode in ("veo", "raw x1"):
+        for k in ("to_first_create_s", "first_create_to_last_start_s", "last_start_to_seen_running_s",
+                  "create_to_start_median_s", "start_to_next_create_median_s", "engine_s",
+                  "outside_engine_s"):
+            vals = [s[k] for s in samples[mode] if k in s]
+            if vals:
+                result.setdefault("breakdown_median_s", {}).setdefault(mode, {})[k] = percentile(vals, 50)
+    return result
+
+
+def _settle(engine: Engine) -> None:
+    wait_until(lambda: not engine.runtime.list(), 120, 0.1, "the engine to hold no container")
+
+
+def print_report(res: dict) -> None:
+    n = res["services"]
+    rows = []
+    for mode in MODES:
+        ss = res["samples"][mode]
+        times = [s["seconds"] for s in ss if "seconds" in s]
+        if not times:
+            rows.append([mode, None, "-", "-", res.get("errors", {}).get(mode, "no result")])
+            continue
+        per = res["median_s"][mode] / n * 1000
+        note = ""
+        if mode == "veo":
+            note = f"ratio to raw x1: {res['ratio_veo_raw1']:.2f}" if res["ratio_veo_raw1"] else ""
+        elif mode == "raw x1":
+            note = "baseline (same parallelism as veo's agent)"
+        rows.append([mode, res["median_s"][mode], per, " ".join(f"{t:.2f}" for t in times), note])
+    print(f"End-to-end: {n} busybox services on one engine, {res['rounds']} interleaved round(s); "
+          f"Ray start-up ({res['ray_startup_s']:.1f} s) excluded, clock runs from apply to all running")
+    print(format_table(["mode", "median s", "ms/container", "all runs s", "note"], rows, 2))
+    if "compose" in res.get("errors", {}):
+        print(f"docker-compose: {res['errors']['compose']}")
+    b = (res.get("breakdown_median_s") or {}).get("veo") or {}
+    if b.get("first_create_to_last_start_s") is not None:
+        print(f"veo, where the time goes (medians, engine clock): apply -> first create "
+              f"{b['to_first_create_s']:.2f} s, first create -> last start "
+              f"{b['first_create_to_last_start_s']:.2f} s, last start -> all seen running by the "
+              f"client {b['last_start_to_seen_running_s']:.2f} s (scheduler tick "
+              f"{res['scheduler_tick_s']:g} s; client polls every {res['poll_s']:g} s)")
+    per = res.get("breakdown_median_s") or {}
+    if all(per.get(m, {}).get("create_to_start_median_s") is not None for m in ("veo", "raw x1")):
+        v, r = per["veo"], per["raw x1"]
+        print(f"per container (median): engine create -> start event: veo {v['create_to_start_median_s'] * 1e3:.0f} ms, "
+              f"raw {r['create_to_start_median_s'] * 1e3:.0f} ms; start -> next create (caller's own "
+              f"time): veo {v.get('start_to_next_create_median_s', 0) * 1e3:.0f} ms, "
+              f"raw {r.get('start_to_next_create_median_s', 0) * 1e3:.0f} ms")
+    if all(per.get(m, {}).get("outside_engine_s") is not None for m in ("veo", "raw x1")):
+        v, r = per["veo"], per["raw x1"]
+        extra = v["outside_engine_s"] - r["outside_engine_s"]
+        print(f"time outside the engine's create -> start windows (median): veo "
+              f"{v['outside_engine_s']:.2f} s, raw x1 {r['outside_engine_s']:.2f} s: veo's own cost "
+              f"is about {extra:+.2f} s per {n} containers; with equal engine time that is a ratio of "
+              f"{(r['engine_s'] + v['outside_engine_s']) / (r['engine_s'] + r['outside_engine_s']):.2f}")
+    r = res["ratio_veo_raw1"]
+    print(f"veo / raw x1 = {r:.2f} (target <= {TARGET_RATIO}): {verdict(r, TARGET_RATIO)}"
+          if r else "veo / raw x1: n/a")
