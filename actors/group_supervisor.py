@@ -11,6 +11,7 @@ actor never makes a count go down.
 
 from __future__ import annotations
 
+import os
 import time
 
 import ray
@@ -38,6 +39,10 @@ class GroupSupervisor:
         for key, n in restarts.items():
             state.restarts[key] = max(state.restarts.get(key, 0), n)
         return decide(death, members, policy, state, settings, time.monotonic())
+
+    async def pid(self) -> int:
+        """The worker process (fault-injection tests kill it)."""
+        return os.getpid()
 
     async def forget(self, unit: str) -> None:
         self.units.pop(unit, None)

@@ -61,6 +61,10 @@ class HealthChecker:
     async def unwatch(self, container_id: str | None) -> None:
         self.watches.pop(container_id or "", None)
 
+    async def pid(self) -> int:
+        """The worker process (fault-injection tests kill it)."""
+        return os.getpid()
+
     async def watched(self) -> dict[str, str]:
         return {cid: w.health for cid, w in self.watches.items()}
 

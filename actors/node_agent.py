@@ -27,7 +27,7 @@ import ray
 
 from actors.common import EventSink, Handles, actor_name
 from veo.converge import identity, plan_converge
-from veo.errors import Conflict, VeoError
+from veo.errors import Conflict, EngineUnavailable, VeoError
 from veo.models import Event, EventKind, Health, Instance, InstanceStatus, OnUnhealthy, Settings
 from veo.reconcile import Assignment
 from veo.runtime import DockerRuntime
@@ -36,6 +36,7 @@ from veo.translate import (LABEL_CLUSTER, LABEL_INSTANCE, LABEL_MANAGED, LABEL_N
                            create_kwargs)
 
 log = logging.getLogger("veo.agent")
+START_RETRIES = 2
 
 
 @dataclass
@@ -51,6 +52,7 @@ class Inst:
     started_mono: float = 0.0
     exit_code: int | None = None
     reason: str | None = None
+    start_errors: int = 0  # consecutive refused starts; reset by a successful start
 
     def view(self, node: str) -> Instance:
         return Instance(
@@ -117,6 +119,10 @@ class NodeAgent:
     async def ready(self) -> str:
         self._ensure_started()
         return self.node
+
+    async def pid(self) -> int:
+        """The worker process (fault-injection tests kill it)."""
+        return os.getpid()
 
     # ---- scheduler-facing ----------------------------------------------------------------------
 
@@ -312,25 +318,42 @@ class NodeAgent:
             kwargs = create_kwargs(a.service, cluster=self.cluster, instance=a.instance,
                                    generation=a.generation, node=self.node)
             inst.container_id = await asyncio.to_thread(self.runtime.create, kwargs)
+        except EngineUnavailable as e:
+            inst.reason = str(e)  # no container yet: the next converge creates it again
+            return
         except VeoError as e:
             self._fail(inst, str(e))
             return
-        await self._start(inst, restarted=False)
+        await self._start(inst, restarted=False, fresh=True)
 
-    async def _start(self, inst: Inst, *, restarted: bool) -> None:
+    async def _start(self, inst: Inst, *, restarted: bool, fresh: bool = False) -> None:
+        """Start the instance's container (re-creating it if it is gone). ``fresh``: it was just
+        created, so skip the look-up that finds a vanished container."""
         inst.status, inst.exit_code = InstanceStatus.starting, None
         try:
-            state = await asyncio.to_thread(self.runtime.inspect, inst.container_id) \
-                if inst.container_id else None
+            state = True if fresh else (
+                await asyncio.to_thread(self.runtime.inspect, inst.container_id)
+                if inst.container_id else None)
             if state is None:  # gone (auto_remove, removed by hand): make it again, same name
                 await self._create_and_start_fresh(inst)
                 state = await asyncio.to_thread(self.runtime.inspect, inst.container_id)
             else:
                 await asyncio.to_thread(self.runtime.start, inst.container_id)
                 state = await asyncio.to_thread(self.runtime.inspect, inst.container_id)
-        except VeoError as e:
-            self._fail(inst, str(e))
+        except EngineUnavailable as e:
+            # temporary (the engine is down, restarting or frozen): try again until it answers
+            self._start_later(inst, restarted, 1.0, str(e))
             return
+        except VeoError as e:
+            # an engine shutting down also refuses starts (libnetwork store closed...), so a
+            # refusal is retried twice before it counts as the engine's final word
+            inst.start_errors += 1
+            if inst.start_errors <= START_RETRIES:
+                self._start_later(inst, restarted, float(inst.start_errors), str(e))
+            else:
+                self._fail(inst, str(e))
+            return
+        inst.start_errors = 0
         if inst.status is not InstanceStatus.starting:
             return  # its death was handled while we waited for the engine
         inst.started_mono = time.monotonic()
@@ -350,6 +373,17 @@ class NodeAgent:
                                generation=a.generation, node=self.node)
         inst.container_id = await asyncio.to_thread(self.runtime.create, kwargs)
         await asyncio.to_thread(self.runtime.start, inst.container_id)
+
+    def _start_later(self, inst: Inst, restarted: bool, delay: float, reason: str) -> None:
+        inst.status, inst.reason = InstanceStatus.backoff, reason
+
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            async with self.lock:
+                if self.insts.get(inst.a.key) is inst and inst.status is InstanceStatus.backoff:
+                    await self._start(inst, restarted=restarted)
+
+        asyncio.get_running_loop().create_task(later())
 
     async def _adopt(self, inst: Inst, c) -> None:
         inst.container_id = c.id

@@ -15,6 +15,7 @@ from an index. The front doors only call the methods below.
 from __future__ import annotations
 
 import asyncio
+import os
 import logging
 from collections import deque
 
@@ -27,11 +28,13 @@ from actors.node_agent import NodeAgent
 from veo.errors import Conflict, NotFound, VeoError
 from veo.models import ClusterSpec, Event, EventKind, Instance, Node, NodeView, Service, Settings
 from veo.reconcile import Slot, assignments_for, reconcile
-from veo.state import open_store
+from veo.state import dump_service, load_service, open_store
 from veo.views import NodeRec, allocation, instance_views, node_state
 from veo.supervision import split_key
 
 log = logging.getLogger("veo.scheduler")
+_PROMPT = frozenset({EventKind.started, EventKind.restarted, EventKind.exited, EventKind.failed,
+                     EventKind.completed, EventKind.killed})
 EVENT_KEEP = 10_000
 REPORT_TIMEOUT = 5.0
 CONVERGE_TIMEOUT = 120.0
@@ -43,7 +46,7 @@ class Scheduler:
         self.store = open_store(state_path)
         self.tick = tick
         self.cluster: str = self.store.get("cluster", "veo")
-        self.services = {n: Service.model_validate(d) for n, d in self.store.get("services", {}).items()}
+        self.services = {n: load_service(d) for n, d in self.store.get("services", {}).items()}
         self.settings = Settings.model_validate(self.store.get("settings", {}))
         self.expected = {n["name"]: n for n in self.store.get("nodes", [])}
         self.slots = {k: Slot.from_json(v) for k, v in self.store.get("slots", {}).items()}
@@ -60,6 +63,9 @@ class Scheduler:
         self.new_events = asyncio.Condition()
         self.wake = asyncio.Event()
         self._loop: asyncio.Task | None = None
+        # after a restart (kill -9, node failure) nobody may call us for a while: queue a call to
+        # ourselves so the control loop resumes as soon as this constructor returns
+        ray.get_runtime_context().current_actor.ping.remote()
 
     # ---- desired state -------------------------------------------------------------------------
 
@@ -180,6 +186,10 @@ class Scheduler:
 
     # ---- reads ---------------------------------------------------------------------------------
 
+    async def pid(self) -> int:
+        """The worker process (fault-injection tests kill it)."""
+        return os.getpid()
+
     async def ping(self) -> str:
         self._start()
         return self.cluster
@@ -239,6 +249,9 @@ class Scheduler:
 
     async def record(self, events: list[Event]) -> None:
         self._record(events)
+        # a lifecycle change makes the next step (fresh reports) happen now, not at the next tick
+        if any(e.kind in _PROMPT for e in events):
+            self.wake.set()
 
     def _record(self, events: list[Event]) -> None:
         for ev in events:
@@ -419,7 +432,7 @@ class Scheduler:
     def _persist_spec(self) -> None:
         self.store.put_many({
             "cluster": self.cluster,
-            "services": {n: s.model_dump(mode="json") for n, s in self.services.items()},
+            "services": {n: dump_service(s) for n, s in self.services.items()},
             "settings": self.settings.model_dump(mode="json"),
             "nodes": list(self.expected.values()),
             "removed": sorted(self.removed),

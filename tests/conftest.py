@@ -3,11 +3,13 @@ lazily by name and stopped at the end of the session."""
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Iterator
 
 import pytest
 from engines import EnginePool
+from ray_world import RayWorld
 
 from veo.engine import EngineHandle
 from veo.runtime import DockerRuntime
@@ -16,6 +18,8 @@ DOCKER_TEST_TIMEOUT = 120  # seconds; a hung engine call must fail the test, not
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # the fault matrix runs last: it restarts engines and kills nodes of the shared world
+    items.sort(key=lambda item: "tests/chaos/" in str(item.fspath).replace("\\", "/"))
     for item in items:
         if item.get_closest_marker("docker") and not item.get_closest_marker("timeout"):
             item.add_marker(pytest.mark.timeout(DOCKER_TEST_TIMEOUT))
@@ -49,3 +53,32 @@ def veo_cluster(engine_pool: EnginePool) -> Iterator[str]:
     name = f"t{uuid.uuid4().hex[:10]}"
     yield name
     engine_pool.remove_cluster(name)
+
+
+# ---- the Ray world: a real multi-node Ray cluster shared by integration and chaos tests ----
+
+_ids = itertools.count()
+
+
+
+@pytest.fixture(scope="session")
+def world(engine_pool, tmp_path_factory) -> Iterator[RayWorld]:
+    w = RayWorld(engine_pool, tmp_path_factory.mktemp("veo-state"))
+    try:
+        yield w
+    finally:
+        w.close()
+
+
+@pytest.fixture
+def names(world) -> Iterator[callable]:
+    """Unique service names for one test; every service so named is removed afterwards."""
+    made: list[str] = []
+
+    def make(base: str) -> str:
+        name = f"{base}{next(_ids)}"
+        made.append(name)
+        return name
+
+    yield make
+    world.remove(*made)

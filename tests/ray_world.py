@@ -105,3 +105,111 @@ class RayWorld:
         finally:
             ray.shutdown()
             self.cluster.shutdown()
+
+
+# ---- fault injection -------------------------------------------------------------------------
+
+
+class Faults:
+    """Real faults against the world: kill -9 actor workers, raylets, dockerds (by their PIDs)."""
+
+    def __init__(self, world: RayWorld):
+        self.w = world
+
+    def actor(self, kind: str, node: str | None = None):
+        from actors.common import ACTOR_NAMESPACE, SCHEDULER_NAME, actor_name
+
+        name = SCHEDULER_NAME if kind == "scheduler" else actor_name(kind, node)
+        return ray.get_actor(name, namespace=ACTOR_NAMESPACE)
+
+    def kill_actor(self, kind: str, node: str | None = None, wait: bool = True) -> int:
+        """SIGKILL the actor's worker process; with ``wait``, until Ray has restarted it."""
+        import os
+        import signal
+
+        handle = self.actor(kind, node)
+        pid = ray.get(handle.pid.remote(), timeout=30)
+        os.kill(pid, signal.SIGKILL)
+        if wait:
+            wait_for(lambda: self._answers_with_new_pid(handle, pid), 60, what=f"{kind} to come back")
+        return pid
+
+    @staticmethod
+    def _answers_with_new_pid(handle, old: int) -> bool:
+        try:
+            return ray.get(handle.pid.remote(), timeout=5) != old
+        except Exception:
+            return False
+
+    def kill_node(self, name: str) -> None:
+        """kill -9 the node's raylet (and its workers); its engine and containers live on."""
+        self.w.cluster.remove_node(self.w.ray_nodes.pop(name), allow_graceful=False)
+
+    def revive_node(self, name: str, role: str) -> None:
+        spec = local.NodeSpec(name, role, self.w.pool.get(name).docker_host)
+        self.w.ray_nodes[name] = self.w.cluster.add_node(num_cpus=1, labels=spec.labels(),
+                                                         env_vars=spec.env())
+
+    def restart_engine(self, name: str) -> None:
+        from veo.engine import ensure_engine, stop_engine
+
+        stop_engine(name, state_dir=self.w.pool.state_dir)
+        self.w.pool._engines[name] = ensure_engine(name, state_dir=self.w.pool.state_dir,
+                                                   use_existing=False)
+
+    def engine_pid(self, name: str) -> int:
+        return self.w.pool.get(name).pid
+
+
+def containers_of(world: RayWorld, services) -> list:
+    """Every container (any state) of these services on every engine of the session."""
+    out = []
+    for handle in world.pool.started():
+        rt = DockerRuntime(handle.docker_host)
+        out += [c for c in rt.list(labels={"veo.managed": "true"})
+                if c.labels.get("veo.service") in services]
+    return out
+
+
+class NotYet:
+    """A falsy answer that says why (wait_for shows the last one on timeout)."""
+
+    def __init__(self, why: str):
+        self.why = why
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return f"not yet: {self.why}"
+
+
+def converged(world: RayWorld, expected: dict[str, int], floor: dict[str, int] | None = None):
+    """The fault matrix's invariants, as a predicate for wait_for (returns a falsy reason string
+    prefixed 'not:' while they do not hold):
+    - the desired number of instances of each service is running;
+    - one container per service/instance across all engines (no duplicate, no stale generation);
+    - no orphan: every container is the generation veo shows for that instance;
+    - restart counts never went below ``floor``."""
+    views = {}
+    for svc, n in expected.items():
+        insts = world.instances(svc)
+        running = [i for i in insts if i.status is InstanceStatus.running]
+        if len(running) != n:
+            return NotYet(f"{svc}: {len(running)}/{n} running: "
+                          + ", ".join(f"{i.instance}={i.status.value}({i.reason})" for i in insts))
+        views.update({(i.service, i.instance): i for i in insts})
+    seen: dict[tuple, int] = {}
+    for c in containers_of(world, expected):
+        key = (c.labels["veo.service"], int(c.labels["veo.instance"]))
+        seen[key] = seen.get(key, 0) + 1
+        view = views.get(key)
+        if view is None or int(c.labels["veo.generation"]) != view.generation:
+            return NotYet(f"container {c.name} ({c.status}) is not the generation veo shows")
+    if any(n != 1 for n in seen.values()) or set(seen) != set(views):
+        return NotYet(f"containers per instance: {seen}, instances: {sorted(views)}")
+    for key, low in (floor or {}).items():
+        svc, _, n = key.rpartition("#")
+        if views[(svc, int(n))].restarts < low:
+            raise AssertionError(f"restart count of {key} went down: {views[(svc, int(n))].restarts} < {low}")
+    return views

@@ -74,6 +74,12 @@ class EngineError(VeoError):
     http_status = 502
 
 
+class EngineUnavailable(EngineError):
+    """The engine did not answer (down, restarting, frozen): temporary, worth retrying."""
+
+    http_status = 503
+
+
 class ImageNotFound(EngineError):
     http_status = 422
 

@@ -32,7 +32,7 @@ import docker.errors
 import requests.exceptions
 from docker.models.containers import _create_container_args
 
-from veo.errors import EngineError, ImageNotFound
+from veo.errors import EngineError, EngineUnavailable, ImageNotFound
 from veo.translate import IDENTITY_LABELS, LABEL_SERVICE
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
@@ -317,12 +317,12 @@ class DockerRuntime:
         except docker.errors.APIError as e:
             raise EngineError(f"{where}: {what}: {_explain(e)}") from None
         except requests.exceptions.Timeout:
-            raise EngineError(f"{where} did not answer within {self.timeout:g}s ({what})") from None
+            raise EngineUnavailable(f"{where} did not answer within {self.timeout:g}s ({what})") from None
         except (requests.exceptions.ConnectionError, ConnectionError, FileNotFoundError) as e:
-            raise EngineError(f"{where} is not answering ({what}): {_unreachable(e)}") from None
+            raise EngineUnavailable(f"{where} is not answering ({what}): {_unreachable(e)}") from None
         except docker.errors.DockerException as e:
             if "Error while fetching server API version" in str(e):  # raised by the first call
-                raise EngineError(f"{where} is not answering: {_unreachable(e)}") from None
+                raise EngineUnavailable(f"{where} is not answering: {_unreachable(e)}") from None
             raise EngineError(f"{where}: {what}: {e}") from None
 
     def close(self) -> None:
