@@ -7,7 +7,9 @@ so a user fixes a file in one pass. Positions come from PyYAML's node tree, whic
 The steps: compose the YAML node tree (syntax errors, duplicate keys, positions); check every
 mapping's keys against what veo reads (unknown keys are errors with a suggestion, compose keys veo
 does not support are warnings, a few compose spellings are renamed); validate with pydantic; then
-check the cross-field rules (``check_cluster_rules``) and point each at its line.
+check the cross-field rules (``check_cluster_rules``) and the cluster policy (``veo.policy``) and
+point each at its line. ``veo.bodies`` runs REST API JSON bodies through the same steps, so a
+mistake reads the same in every front door.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from veo.models import (
     check_cluster_rules,
     service_rule_errors,
 )
+from veo.policy import Policy, violations
 
 UserPath = tuple[str, ...]
 Mark = tuple[int, int]  # 1-based (line, column)
@@ -133,10 +136,11 @@ _VOLUME = _Shape(_fields(Volume), _COMPOSE_VOLUME, {})
 _ULIMIT = _Shape(_fields(Ulimit), {}, {})
 _NODE = _Shape(_fields(Node, "node"), {}, {})
 _SETTINGS = _Shape(_fields(Settings), {}, {})
+_POLICY = _Shape(_fields(Policy), {}, {})
 
 # every field name any model has: a loc part that is one of these names a key, not a pydantic tag
 _FIELD_NAMES = frozenset().union(
-    *(s.fields for s in (_TOP, _SERVICE, _HEALTH, _PORT, _VOLUME, _ULIMIT, _NODE, _SETTINGS))
+    *(s.fields for s in (_TOP, _SERVICE, _HEALTH, _PORT, _VOLUME, _ULIMIT, _NODE, _SETTINGS, _POLICY))
 )
 # the field a model reports an error on -> the spelling the user may have written instead
 _ALIASES = {"name": "node", "test": "cmd", "restart_count": "restart"}
@@ -366,8 +370,9 @@ def _unknown_key(name: str, shape: _Shape) -> str:
 
 def _clean(doc: _Doc, data: dict) -> dict:
     top = _clean_mapping(doc, (), data, _TOP)
-    if isinstance(top.get("settings"), dict):
-        top["settings"] = _clean_mapping(doc, ("settings",), top["settings"], _SETTINGS)
+    for key, shape in (("settings", _SETTINGS), ("policy", _POLICY)):
+        if isinstance(top.get(key), dict):
+            top[key] = _clean_mapping(doc, (key,), top[key], shape)
     if isinstance(top.get("nodes"), list):
         top["nodes"] = [
             _clean_mapping(doc, ("nodes", str(i)), n, _NODE) if isinstance(n, dict) else n
@@ -554,23 +559,39 @@ def _add_service_rules(doc: _Doc, clean: dict, bad: set[str]) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def parse_spec(text: str, filename: str = "<string>", *, strict: bool = False) -> LoadResult:
+def _load_data(doc: _Doc, data: Any, *, rules: bool = True,
+               policy: Policy | None = None) -> ClusterSpec | None:
+    """Validate parsed data into a spec, recording problems in ``doc``. ``rules``: check the
+    cross-service rules too; ``policy``: check the services against it (None: the spec's own)."""
+    if not isinstance(data, dict):
+        doc.add((), f"expected a mapping with services: at the top level, got {_show(data)}")
+        return None
+    clean = _clean(doc, data)
+    try:
+        spec = ClusterSpec.model_validate(clean, context={"defer_rules": True})
+    except pydantic.ValidationError as exc:
+        _add_service_rules(doc, clean, _add_validation_errors(doc, exc, clean))
+        return None
+    checks = check_cluster_rules(spec) if rules else [
+        (("services", key, name), message)
+        for key, svc in spec.services.items() for name, message in service_rule_errors(svc)]
+    for path, message in checks:
+        doc.add(tuple(str(p) for p in path), message)
+    for key, svc in spec.services.items():
+        for path, message in violations(svc, spec.policy if policy is None else policy):
+            doc.add(("services", str(key), *path), message)
+    return spec
+
+
+def parse_spec(text: str, filename: str = "<string>", *, strict: bool = False,
+               policy: Policy | None = None) -> LoadResult:
     """Parse cluster.yml text. Raises ``SpecError`` carrying every problem found (warnings too,
-    flagged); with ``strict``, compose keys veo ignores are errors instead of warnings."""
+    flagged); with ``strict``, compose keys veo ignores are errors instead of warnings. The
+    services are checked against ``policy`` when given (services added to a running cluster obey
+    its policy), else against the file's own ``policy:``."""
     doc = _Doc(filename, strict)
     data = _read_yaml(doc, text)
-    spec = None
-    if data is not None and not isinstance(data, dict):
-        doc.add((), f"expected a mapping with services: at the top level, got {_show(data)}")
-    elif isinstance(data, dict):
-        clean = _clean(doc, data)
-        try:
-            spec = ClusterSpec.model_validate(clean, context={"defer_rules": True})
-        except pydantic.ValidationError as exc:
-            _add_service_rules(doc, clean, _add_validation_errors(doc, exc, clean))
-        if spec is not None:
-            for path, message in check_cluster_rules(spec):
-                doc.add(tuple(str(p) for p in path), message)
+    spec = None if data is None else _load_data(doc, data, policy=policy)
     if spec is None or doc.errors():
         raise SpecError(doc.sorted_problems())
     return LoadResult(spec, doc.sorted_problems())

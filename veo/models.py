@@ -13,11 +13,11 @@ from __future__ import annotations
 import enum
 import re
 import shlex
-import time
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from veo.policy import Policy
 from veo.units import parse_duration, parse_size
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -507,12 +507,15 @@ class Settings(Strict):
 
 
 class ClusterSpec(Strict):
-    """A whole cluster.yml: expected nodes, services by name, settings."""
+    """A whole cluster.yml: expected nodes, services by name, settings, policy."""
 
     name: str = "veo"
     nodes: list[Node] = Field(default_factory=list)
     services: dict[str, Service] = Field(default_factory=dict)
     settings: Settings = Field(default_factory=Settings)
+    # what host-level powers services may use; checked by the loader and the Scheduler, not here,
+    # so that a spec built in code still validates (see veo.policy)
+    policy: Policy = Field(default_factory=Policy)
 
     @field_validator("name")
     @classmethod
@@ -614,94 +617,13 @@ def group_policy_of(members: list[Service]) -> GroupPolicy:
     return GroupPolicy.one_for_one
 
 
-# --------------------------------------------------------------------------------------------------
-# Runtime views (what the scheduler reports)
-# --------------------------------------------------------------------------------------------------
-
-
-class InstanceStatus(str, enum.Enum):
-    pending = "pending"
-    starting = "starting"
-    running = "running"
-    backoff = "backoff"
-    exited = "exited"
-    completed = "completed"
-    failed = "failed"
-
-
-class Health(str, enum.Enum):
-    none = "none"
-    starting = "starting"
-    healthy = "healthy"
-    unhealthy = "unhealthy"
-
-
-class Instance(BaseModel):
-    """One (service, instance) as the scheduler sees it: where it runs and in what state."""
-
-    service: str
-    instance: int
-    group: str | None = None
-    node: str | None = None
-    status: InstanceStatus = InstanceStatus.pending
-    health: Health = Health.none
-    restarts: int = 0
-    generation: int = 1
-    container_id: str | None = None
-    started_at: str | None = None
-    exit_code: int | None = None
-    reason: str | None = None
-
-
-class NodeView(BaseModel):
-    """A node as the scheduler sees it: capacity, allocation, liveness."""
-
-    name: str
-    role: str | None = None
-    host: str | None = None
-    alive: bool = False
-    expected: bool = False  # named in cluster.yml
-    cordoned: bool = False
-    cpus_total: float = 0.0
-    memory_total: int = 0
-    disk_total: int = 0
-    cpus_allocated: float = 0.0
-    memory_allocated: int = 0
-    disk_allocated: int = 0
-    docker_host: str | None = None
-    containers: int = 0
-
-
-class EventKind(str, enum.Enum):
-    placed = "placed"
-    pending = "pending"
-    started = "started"
-    healthy = "healthy"
-    unhealthy = "unhealthy"
-    exited = "exited"
-    restarted = "restarted"
-    killed = "killed"
-    failed = "failed"
-    completed = "completed"
-    removed = "removed"
-    reaped = "reaped"
-    node_joined = "node_joined"
-    node_lost = "node_lost"
-    applied = "applied"
-
-
-class Event(BaseModel):
-    """One state change. ``index`` grows by one per event, so readers can resume."""
-
-    index: int = 0
-    time: float = Field(default_factory=time.time)
-    kind: EventKind
-    service: str | None = None
-    instance: int | None = None
-    group: str | None = None
-    container_id: str | None = None
-    node: str | None = None
-    reason: str | None = None
-    generation: int | None = None
-    exit_code: int | None = None
-    restarts: int | None = None
+# The runtime views (Instance, NodeView, Event, ...) live in veo.records; re-exported here so
+# that `from veo.models import Instance` keeps working for users of the Python API.
+from veo.records import (  # noqa: E402,F401
+    Event,
+    EventKind,
+    Health,
+    Instance,
+    InstanceStatus,
+    NodeView,
+)

@@ -64,6 +64,7 @@ services:
     image: veo/busybox
     group: store
     restart: "no"
+policy: {allow_host_mounts: true}
 """
 
 
@@ -306,6 +307,8 @@ networks:
   default: {}
 volumes:
   data: {}
+policy:
+  allow_host_pid: true
 """
 
 COMPOSE_WARNINGS = [
@@ -505,7 +508,7 @@ def test_validate_json(spec_file) -> None:
     result = runner.invoke(app, ["validate", "--json", path])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {"name", "nodes", "services", "settings"}
+    assert set(data) == {"name", "nodes", "services", "settings", "policy"}
     assert data["name"] == "demo"
     assert data["nodes"][1] == {
         "name": "dos", "host": "localhost", "role": "db", "cpus": 2.0, "memory": 4 * 1024**3, "disk": None

@@ -1,0 +1,131 @@
+"""``/api/services``: the desired state. Thin: validate like the CLI, then one client call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from veo.api.body import is_yaml, json_body, raw_text, request_body
+from veo.api.deps import get_client, require_token
+from veo.api.errors import BODY, COMMON, CONFLICT, NOT_FOUND, POLICY, UnsupportedMediaType
+from veo.api.schemas import Changes, Created, Done
+from veo.bodies import check_additions, validate_service
+from veo.config import parse_spec
+from veo.errors import Conflict, NotFound
+from veo.models import Service
+from veo.policy import enforce
+
+router = APIRouter(prefix="/api/services", tags=["services"], responses=COMMON,
+                   dependencies=[Depends(require_token)])
+
+YAML_EXAMPLE = """services:
+  hello:
+    image: veo/busybox
+    command: ["sh", "-c", "while true; do date; sleep 5; done"]
+    network_mode: none
+    memory: 16m
+"""
+CREATE_BODY = request_body("Service", YAML_EXAMPLE, "One service as JSON, or cluster.yml text "
+                           "whose services are all added (the running cluster's policy applies)")
+REPLACE_BODY = request_body("Service", None, "The service's new definition (name may be omitted)")
+APPLY_BODY = request_body(None, YAML_EXAMPLE, "A whole cluster.yml: the cluster then runs exactly "
+                          "its services, with its settings, nodes and policy")
+BODY_FILE = "<body>"  # how problems in a YAML body name their file
+
+
+def _current(client: Any) -> dict[str, Service]:
+    return {s.name: s for s in client.services()}
+
+
+@router.get("", response_model=list[Service], summary="List services")
+def list_services(client: Any = Depends(get_client)) -> list[Service]:
+    return client.services()
+
+
+@router.get("/{name}", response_model=Service, responses=NOT_FOUND, summary="Get one service")
+def get_service(name: str, client: Any = Depends(get_client)) -> Service:
+    for svc in client.services():
+        if svc.name == name:
+            return svc
+    raise NotFound(f"no service named {name!r}")
+
+
+@router.post("", status_code=201, response_model=Created, openapi_extra=CREATE_BODY,
+             responses={**POLICY, **CONFLICT, **BODY}, summary="Add services")
+async def create_services(request: Request, response: Response,
+                          client: Any = Depends(get_client)) -> Created:
+    """Add one service (JSON) or every service of a cluster.yml text (YAML). A name that exists
+    already is a 409: replace it with PUT /api/services/{name}."""
+    if is_yaml(request):
+        text = await raw_text(request)
+        added, warnings = await run_in_threadpool(_add_from_yaml, client, text)
+    else:
+        body = await json_body(request)
+        added, warnings = await run_in_threadpool(_add_from_json, client, body), []
+    if len(added) == 1:
+        response.headers["Location"] = f"/api/services/{added[0]}"
+    return Created(created=added, warnings=warnings)
+
+
+def _add_from_json(client: Any, body: Any) -> list[str]:
+    current = _current(client)
+    svc = validate_service(body, others=current)
+    if svc.name in current:
+        raise Conflict(f"service {svc.name!r} exists already; PUT /api/services/{svc.name} "
+                       "replaces it")
+    enforce([svc], client.spec().policy)
+    client.add_service(svc)
+    return [svc.name]
+
+
+def _add_from_yaml(client: Any, text: str) -> tuple[list[str], list[str]]:
+    current = _current(client)
+    # services added to a running cluster obey its policy, not one written in the body
+    result = parse_spec(text, BODY_FILE, policy=client.spec().policy)
+    new = result.spec.services
+    taken = sorted(set(new) & set(current))
+    if taken:
+        raise Conflict(f"these services exist already: {', '.join(taken)}; PUT "
+                       "/api/services/{name} replaces one, PUT /api/services applies a whole file")
+    check_additions(current, new)
+    for svc in new.values():
+        client.add_service(svc)
+    return list(new), [str(w) for w in result.warnings]
+
+
+@router.put("", response_model=Changes, openapi_extra=APPLY_BODY,
+            responses={**CONFLICT, **BODY}, summary="Apply a whole cluster.yml")
+async def apply(request: Request, client: Any = Depends(get_client)) -> Changes:
+    """Like `veo up` on a running cluster: services not in the file are removed."""
+    if not is_yaml(request):
+        raise UnsupportedMediaType("PUT /api/services takes a cluster.yml: send it with "
+                                   "Content-Type: application/yaml")
+    spec = parse_spec(await raw_text(request), BODY_FILE).spec
+    return Changes(**await run_in_threadpool(client.apply, spec))
+
+
+@router.put("/{name}", response_model=Service, openapi_extra=REPLACE_BODY,
+            responses={**NOT_FOUND, **POLICY, **BODY}, summary="Replace one service")
+async def replace_service(name: str, request: Request,
+                          client: Any = Depends(get_client)) -> Service:
+    body = await json_body(request)
+    return await run_in_threadpool(_replace, client, name, body)
+
+
+def _replace(client: Any, name: str, body: Any) -> Service:
+    current = _current(client)
+    if name not in current:
+        raise NotFound(f"no service named {name!r} (POST /api/services creates one)")
+    svc = validate_service(body, name, others=current)
+    enforce([svc], client.spec().policy)
+    client.add_service(svc)
+    return svc
+
+
+@router.delete("/{name}", response_model=Done, responses=NOT_FOUND, summary="Remove a service")
+def delete_service(name: str, client: Any = Depends(get_client)) -> Done:
+    """Its containers are stopped and removed on every node."""
+    client.remove_service(name)
+    return Done(detail=f"removed {name}")

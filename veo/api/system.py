@@ -1,0 +1,48 @@
+"""``/healthz``, ``/metrics``, ``/api/cluster`` and ``/api/spec``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from veo.api.deps import get_client, require_token, settings_of
+from veo.api.errors import COMMON
+from veo.api.schemas import ClusterView, HealthReport, Totals
+from veo.models import ClusterSpec, InstanceStatus
+
+router = APIRouter(tags=["cluster"])
+guarded = APIRouter(tags=["cluster"], responses=COMMON, dependencies=[Depends(require_token)])
+
+
+@router.get("/healthz", response_model=HealthReport, summary="Is this server up (no token needed)")
+def healthz(request: Request) -> HealthReport:
+    """Answers without calling the Scheduler; says whether the event stream is connected."""
+    state = request.app.state.veo
+    return HealthReport(events_connected=state.hub.connected, last_event_index=state.hub.last_index,
+                        subscribers=len(state.hub.sessions))
+
+
+@guarded.get("/metrics", summary="Prometheus metrics", response_class=Response, responses={
+    200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+          "description": "Prometheus text format 0.0.4"}})
+def metrics(request: Request) -> Response:
+    body = request.app.state.veo.metrics.render()
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+@guarded.get("/api/cluster", response_model=ClusterView, summary="The cluster at a glance")
+def cluster(request: Request, client: Any = Depends(get_client)) -> ClusterView:
+    spec, nodes, instances = client.spec(), client.nodes(), client.containers()
+    live = [n for n in nodes if n.alive]
+    totals = Totals(**{f: sum(getattr(n, f) for n in live) for f in Totals.model_fields})
+    counts = {s.value: sum(1 for i in instances if i.status is s) for s in InstanceStatus}
+    return ClusterView(name=spec.name, policy=spec.policy, totals=totals, nodes_alive=len(live),
+                       nodes_total=len(nodes), containers=counts,
+                       dashboard_url=settings_of(request).dashboard_url)
+
+
+@guarded.get("/api/spec", response_model=ClusterSpec, summary="The desired state as a spec")
+def spec(client: Any = Depends(get_client)) -> ClusterSpec:
+    return client.spec()
