@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 VEO := $(VENV)/bin/veo
-APT_PACKAGES := docker.io busybox-static iproute2 util-linux
+APT_PACKAGES := docker.io busybox-static iproute2 util-linux chromium chromium-driver
 # Ray binds the machine's address and its dashboard probes cloud metadata addresses; on these
 # machines anything that starts Ray runs in a network namespace that only has loopback.
 IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo yes)
@@ -17,7 +17,14 @@ LOOPBACK :=
 endif
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps run multiple test unit chaos bench clean
+# the network namespace of the local cluster `make run` started (its launcher's recorded PID), so
+# later commands can reach it: make veo ARGS="ps"
+STATE_DIR := $(or $(VEO_STATE_DIR),$(HOME)/.veo)
+CLUSTER_PID = $(shell sed -n 's/.*"pid": \([0-9]*\).*/\1/p' $(STATE_DIR)/local-cluster.json 2>/dev/null)
+IN_CLUSTER_NS = $(if $(CLUSTER_PID),nsenter --net=/proc/$(CLUSTER_PID)/ns/net,)
+ARGS ?= ps
+
+.PHONY: install system-deps run multiple veo down test unit chaos bench clean
 
 install: system-deps $(VENV)/.installed
 
@@ -27,6 +34,8 @@ system-deps:
 	dpkg -s busybox-static >/dev/null 2>&1 || missing="$$missing busybox-static"; \
 	command -v ip >/dev/null || missing="$$missing iproute2"; \
 	command -v unshare >/dev/null || missing="$$missing util-linux"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages:$$missing"; \
@@ -48,6 +57,12 @@ run: install
 
 multiple: install
 	$(LOOPBACK) $(VEO) up cluster.yml --engine-per-node --watch
+
+veo: install
+	$(IN_CLUSTER_NS) $(VEO) $(ARGS)
+
+down: install
+	$(IN_CLUSTER_NS) $(VEO) down
 
 test: install
 	$(LOOPBACK) $(PY) -m pytest $(PYTEST_ARGS)

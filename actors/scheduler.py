@@ -27,6 +27,7 @@ from actors.health_checker import HealthChecker
 from actors.node_agent import NodeAgent
 from veo.errors import Conflict, NotFound, VeoError
 from veo.models import ClusterSpec, Event, EventKind, Instance, Node, NodeView, Service, Settings
+from veo.policy import Policy, enforce
 from veo.reconcile import Slot, assignments_for, reconcile
 from veo.state import dump_service, load_service, open_store
 from veo.views import NodeRec, allocation, instance_views, node_state
@@ -48,6 +49,7 @@ class Scheduler:
         self.cluster: str = self.store.get("cluster", "veo")
         self.services = {n: load_service(d) for n, d in self.store.get("services", {}).items()}
         self.settings = Settings.model_validate(self.store.get("settings", {}))
+        self.policy = Policy.model_validate(self.store.get("policy", {}))
         self.expected = {n["name"]: n for n in self.store.get("nodes", [])}
         self.slots = {k: Slot.from_json(v) for k, v in self.store.get("slots", {}).items()}
         self.removed: set[str] = set(self.store.get("removed", []))
@@ -74,6 +76,8 @@ class Scheduler:
         self._start()
         if spec.name != self.cluster and self.services:
             raise Conflict(f"this veo cluster is named {self.cluster!r}; the spec says {spec.name!r}")
+        # the same rule as the loader's, for specs that never went through a file (API, Python)
+        enforce(spec.services, spec.policy)
         self.cluster = spec.name
         changes: dict[str, list[str]] = {"added": [], "changed": [], "removed": [], "unchanged": []}
         for name, svc in spec.services.items():
@@ -82,7 +86,7 @@ class Scheduler:
             changes[kind].append(name)
         changes["removed"] = sorted(set(self.services) - set(spec.services))
         self.services = dict(spec.services)
-        self.settings = spec.settings
+        self.settings, self.policy = spec.settings, spec.policy
         self.expected = {n.name: n.model_dump(mode="json") for n in spec.nodes}
         self.removed = (self.removed | set(changes["removed"])) - set(self.services)
         self._persist_spec()
@@ -92,6 +96,7 @@ class Scheduler:
 
     async def add_service(self, svc: Service) -> None:
         self._start()
+        enforce([svc], self.policy)
         spec = self._spec()
         services = {**spec.services, svc.name: svc}
         # validate the cluster-wide rules (groups) with the new member in place
@@ -413,7 +418,7 @@ class Scheduler:
 
     def _spec(self) -> ClusterSpec:
         return ClusterSpec.model_construct(
-            name=self.cluster, services=dict(self.services), settings=self.settings,
+            name=self.cluster, services=dict(self.services), settings=self.settings, policy=self.policy,
             nodes=[_node(d) for d in self.expected.values()])
 
     def _node_view(self, name: str, alloc) -> NodeView:
@@ -434,6 +439,7 @@ class Scheduler:
             "cluster": self.cluster,
             "services": {n: dump_service(s) for n, s in self.services.items()},
             "settings": self.settings.model_dump(mode="json"),
+            "policy": self.policy.model_dump(mode="json"),
             "nodes": list(self.expected.values()),
             "removed": sorted(self.removed),
         })

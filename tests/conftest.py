@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from engines import EnginePool
+from live_server import LiveServer
 from ray_world import RayWorld
 
 from veo.engine import EngineHandle
@@ -82,3 +83,12 @@ def names(world) -> Iterator[callable]:
 
     yield make
     world.remove(*made)
+
+
+@pytest.fixture(scope="module")
+def live(world) -> Iterator[LiveServer]:
+    server = LiveServer(world.client)
+    try:
+        yield server
+    finally:
+        server.close()

@@ -62,7 +62,8 @@ class RayWorld:
         settings = Settings(**{**TEST_SETTINGS, **overrides})
         # the tests' web services share the host's network, switched on explicitly as users must
         spec = ClusterSpec.model_construct(name="veo", nodes=self.base_nodes, services=current,
-                                           settings=settings, policy=Policy(allow_host_network=True))
+                                           settings=settings,
+                                           policy=Policy(allow_host_network=True, allow_privileged=True))
         self.client.apply(spec)
 
     def runtime(self, node: str) -> DockerRuntime:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 
 import ray
 
-from veo.errors import NotConnected, VeoError
+from veo.errors import NotConnected, SpecError, SpecProblem, VeoError
 from veo.models import ClusterSpec, Event, Instance, InstanceStatus, Node, NodeView, Service
 
 NAMESPACE = "veo"
@@ -33,8 +33,8 @@ def _call(ref: Any, timeout: float | None = 120.0) -> Any:
         cause = getattr(e, "cause", None)
         if isinstance(cause, VeoError):
             raise cause from None
-        if isinstance(cause, ValueError):  # pydantic validation inside the Scheduler
-            raise VeoError(str(cause)) from None
+        if isinstance(cause, ValueError):  # pydantic validation inside the Scheduler: a 422
+            raise SpecError([SpecProblem(str(cause))]) from None
         raise VeoError(f"the veo scheduler failed: {cause or e}") from None
     except ray.exceptions.RayActorError as e:
         raise NotConnected(f"the veo scheduler is not reachable: {e}") from None
@@ -129,6 +129,12 @@ class Cluster:
         """Every live node has reported its capacity (so 'pending' reasons are real ones)."""
         live = [n for n in self.nodes() if n.alive]
         return bool(live) and all(n.cpus_total > 0 or n.memory_total > 0 for n in live)
+
+    def events_batch(self, since: int | None = None, limit: int = 1000,
+                     wait: float = 0.0) -> list[Event]:
+        """One read of the event stream: up to ``limit`` events after ``since``, waiting up to
+        ``wait`` seconds for the first (the web server's single follower uses this)."""
+        return _call(self._s.events_since.remote(since, limit, wait), timeout=wait + 30)
 
     def wait(self, predicate: Callable[[list[Instance]], bool] = settled, timeout: float = 120.0,
              service: str | None = None, interval: float = 0.25) -> list[Instance]:

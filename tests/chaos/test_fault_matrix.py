@@ -192,9 +192,10 @@ def test_7_orphan_reaped_unlabelled_container_untouched(world):
 
 def test_8_same_apply_sent_twice_concurrently(world, names):
     name = names("twice")
+    current = world.client.spec()
     spec = ClusterSpec.model_construct(
-        name="veo", nodes=world.base_nodes, settings=world.client.spec().settings,
-        services={**{s.name: s for s in world.client.services()}, name: svc(name, instances=2)})
+        name="veo", nodes=world.base_nodes, settings=current.settings, policy=current.policy,
+        services={**current.services, name: svc(name, instances=2)})
     errors = []
     threads = [threading.Thread(target=lambda: _try(errors, world.client.apply, spec)) for _ in range(2)]
     for t in threads:

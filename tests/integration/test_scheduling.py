@@ -91,3 +91,18 @@ def test_instances_all_runs_on_every_node_and_on_a_node_that_joins(world, names,
         world.cluster.remove_node(node)
         wait_for(lambda: not next(n for n in world.client.nodes() if n.name == "cuatro").alive, 30,
                  what="cuatro to be seen as gone")
+
+
+def test_cluster_policy_refuses_host_powers_through_the_python_api(world, names):
+    from veo.errors import PolicyError
+    from veo.policy import Policy
+
+    strict = world.client.spec().model_copy(update={"policy": Policy()})
+    world.client.apply(strict)
+    try:
+        with pytest.raises(PolicyError, match="privileged"):
+            world.client.add_service(svc(names("priv"), privileged=True))
+        with pytest.raises(PolicyError, match="allow_host_network"):
+            world.client.add_service(svc(names("hostnet")).model_copy(update={"network_mode": "host"}))
+    finally:
+        world.apply_settings()

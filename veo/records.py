@@ -1,0 +1,100 @@
+"""What the Scheduler reports: instances, nodes and events. Plain pydantic, no I/O.
+
+Separate from ``veo.models`` (what users write) because these describe actual state; both are
+importable from ``veo.models``.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+
+from pydantic import BaseModel, Field
+
+
+class InstanceStatus(str, enum.Enum):
+    pending = "pending"
+    starting = "starting"
+    running = "running"
+    backoff = "backoff"
+    exited = "exited"
+    completed = "completed"
+    failed = "failed"
+
+
+class Health(str, enum.Enum):
+    none = "none"
+    starting = "starting"
+    healthy = "healthy"
+    unhealthy = "unhealthy"
+
+
+class Instance(BaseModel):
+    """One (service, instance) as the scheduler sees it: where it runs and in what state."""
+
+    service: str
+    instance: int
+    group: str | None = None
+    node: str | None = None
+    status: InstanceStatus = InstanceStatus.pending
+    health: Health = Health.none
+    restarts: int = 0
+    generation: int = 1
+    container_id: str | None = None
+    started_at: str | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+
+
+class NodeView(BaseModel):
+    """A node as the scheduler sees it: capacity, allocation, liveness."""
+
+    name: str
+    role: str | None = None
+    host: str | None = None
+    alive: bool = False
+    expected: bool = False  # named in cluster.yml
+    cordoned: bool = False
+    cpus_total: float = 0.0
+    memory_total: int = 0
+    disk_total: int = 0
+    cpus_allocated: float = 0.0
+    memory_allocated: int = 0
+    disk_allocated: int = 0
+    docker_host: str | None = None
+    containers: int = 0
+
+
+class EventKind(str, enum.Enum):
+    placed = "placed"
+    pending = "pending"
+    started = "started"
+    healthy = "healthy"
+    unhealthy = "unhealthy"
+    exited = "exited"
+    restarted = "restarted"
+    killed = "killed"
+    failed = "failed"
+    completed = "completed"
+    removed = "removed"
+    reaped = "reaped"
+    node_joined = "node_joined"
+    node_lost = "node_lost"
+    applied = "applied"
+
+
+class Event(BaseModel):
+    """One state change. ``index`` grows by one per event, so readers can resume."""
+
+    index: int = 0
+    time: float = Field(default_factory=time.time)
+    kind: EventKind
+    service: str | None = None
+    instance: int | None = None
+    group: str | None = None
+    container_id: str | None = None
+    node: str | None = None
+    reason: str | None = None
+    generation: int | None = None
+    exit_code: int | None = None
+    restarts: int | None = None
