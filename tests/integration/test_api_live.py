@@ -53,8 +53,9 @@ def test_rest_round_trip_on_the_real_cluster(live, names, world):
 
 def test_policy_and_validation_on_the_real_cluster(live, names):
     api = httpx.Client(base_url=live.url, timeout=30)
-    r = api.post("/api/services", json=body(names("priv"), privileged=True))
-    assert r.status_code == 403 and "policy.allow_privileged" in r.text
+    # the test world's policy allows host networking and privileged, not the host's PID namespace
+    r = api.post("/api/services", json=body(names("pidhost"), pid_mode="host"))
+    assert r.status_code == 403 and "policy.allow_host_pid" in r.text
     r = api.post("/api/services", json=body(names("bad"), memory="lots"))
     assert r.status_code == 422
     assert r.json()["problems"][0]["message"] == "expected a size like 512m, got 'lots'"

@@ -384,7 +384,7 @@ def test_a_dockerd_that_cannot_start_is_reported_with_its_log(engine_pool: Any) 
     text = str(info.value)
     assert "engine 'tbad': dockerd" in text and "last lines of" in text
     assert "docker.sock" in text.split("last lines of", 1)[1]  # quotes dockerd's own words
-    assert not engine_status(engine_pool.state_dir)[-1].alive
+    assert not next(e for e in engine_status(engine_pool.state_dir) if e.name == "tbad").alive
 
 
 def test_cli_status_and_errors(engine_pool: Any, engine: EngineHandle) -> None:
