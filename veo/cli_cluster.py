@@ -182,6 +182,8 @@ def register(app: typer.Typer) -> None:
              address: Address = None) -> None:
         """The logs of one instance's container (wherever it runs)."""
         with veo_errors():
+            from veo.client import tail_growth
+
             cluster = _connect(address)
             text = cluster.logs(service, instance, tail)
             typer.echo(text, nl=False)
@@ -190,7 +192,7 @@ def register(app: typer.Typer) -> None:
                 while follow:
                     time.sleep(1.0)
                     text = cluster.logs(service, instance, tail)
-                    typer.echo(_new_part(seen, text), nl=False)
+                    typer.echo(tail_growth(seen, text), nl=False)
                     seen = text
             except KeyboardInterrupt:
                 pass
@@ -205,15 +207,6 @@ def register(app: typer.Typer) -> None:
         with veo_errors():
             for line in teardown(address=address, keep_cluster=keep_cluster):
                 err.print(line)
-
-
-def _new_part(old: str, new: str) -> str:
-    """What a re-read tail adds to the previous one (logs --follow polls)."""
-    if new.startswith(old):
-        return new[len(old):]
-    overlap = old[-2000:]
-    at = new.rfind(overlap) if overlap else -1
-    return new[at + len(overlap):] if at >= 0 else new
 
 
 def _watch(cluster) -> None:

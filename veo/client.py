@@ -49,6 +49,15 @@ def settled(instances: list[Instance]) -> bool:
                for i in instances)
 
 
+def tail_growth(old: str, new: str) -> str:
+    """What a re-read log tail adds to the previous read (``logs --follow`` polls the tail)."""
+    if new.startswith(old):
+        return new[len(old):]
+    overlap = old[-2000:]
+    at = new.rfind(overlap) if overlap else -1
+    return new[at + len(overlap):] if at >= 0 else new
+
+
 class Cluster:
     """A connection to one veo cluster (one Scheduler on one Ray cluster)."""
 

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from veo.api.deps import get_client, require_token, settings_of
 from veo.api.errors import COMMON, CONFLICT, NOT_FOUND
 from veo.api.schemas import ContainerDetail, ContainerView, Done, Stats
+from veo.client import tail_growth
 from veo.errors import Conflict, NotFound, VeoError
 from veo.models import Instance, InstanceStatus
 
@@ -119,19 +120,10 @@ async def _follow(request: Request, client: Any, inst: Instance, tail: int, text
             now = await run_in_threadpool(client.logs, inst.service, inst.instance, max(tail, 100))
         except VeoError:
             return
-        part = new_part(seen, now)
+        part = tail_growth(seen, now)
         seen = now
         if part:
             yield part
-
-
-def new_part(old: str, new: str) -> str:
-    """What a re-read tail adds to the previous one."""
-    if new.startswith(old):
-        return new[len(old):]
-    overlap = old[-2000:]
-    at = new.rfind(overlap) if overlap else -1
-    return new[at + len(overlap):] if at >= 0 else new
 
 
 @router.get("/{ref}/stats", response_model=Stats, responses={**NOT_FOUND, **CONFLICT},
