@@ -26,7 +26,8 @@ from actors.group_supervisor import GroupSupervisor
 from actors.health_checker import HealthChecker
 from actors.node_agent import NodeAgent
 from veo.errors import Conflict, NotFound, VeoError
-from veo.models import ClusterSpec, Event, EventKind, Instance, Node, NodeView, Service, Settings
+from veo.models import (ClusterSpec, Event, EventKind, Instance, InstanceStatus, Node, NodeView,
+                        Service, Settings)
 from veo.policy import Policy, enforce
 from veo.reconcile import Slot, assignments_for, reconcile
 from veo.state import dump_service, load_service, open_store
@@ -361,7 +362,8 @@ class Scheduler:
 
     def _plan(self) -> None:
         result = reconcile(self.services, self._states(), self.slots,
-                           strategy=self.settings.placement.value, draining=self.draining)
+                           strategy=self.settings.placement.value, draining=self.draining,
+                           drain_moves=self._drain_budget())
         self.unit_members = result.unit_members
         new_slots = {k: self._carry_outcome(k, s) for k, s in result.slots.items()}
         if new_slots != self.slots:
@@ -377,6 +379,11 @@ class Scheduler:
         self.pending = result.pending
         if events:
             self._record(events)
+
+    def _drain_budget(self) -> int:
+        """A drain moves one unit (group) at a time: the next only once nothing is starting."""
+        views = instance_views(self.slots, self.nodes, self.pending, self.unit_members, self.restarts)
+        return 0 if any(v.status is InstanceStatus.starting for v in views) else 1
 
     def _unit_event(self, kind: EventKind, key: str, node: str | None, reason: str) -> Event:
         service, instance = split_key(key)

@@ -72,22 +72,25 @@ def _members(unit: Unit, instance: int) -> tuple[str, ...]:
     return tuple(instance_key(svc, instance) for svc in unit.members)
 
 
-def _instance_for(unit: Unit, slots: Mapping[str, Slot]) -> int:
+def _instance_for(unit: Unit, slots: Mapping[str, Slot], given: dict[str, dict[str, int]]) -> int:
     """Instance number of a unit. Pinned ('instances: all') units keep the number they had on
-    their node, or take the smallest number free for that service, so numbers stay stable as nodes
-    come and go."""
+    their node, or take the smallest number free for that service (counting the numbers ``given``
+    earlier in this step), so numbers stay stable as nodes come and go."""
     if unit.node is None:
         return unit.copy
     svc = unit.members[0]
-    taken = set()
-    for s in slots.values():
-        if s.service == svc:
-            if s.node == unit.node:
-                return s.instance
-            taken.add(s.instance)
+    mine = given.setdefault(svc, {})
+    if unit.node not in mine:
+        for s in slots.values():
+            if s.service == svc:
+                mine.setdefault(s.node, s.instance)
+    if unit.node in mine:
+        return mine[unit.node]
+    taken = set(mine.values())
     n = 0
     while n in taken:
         n += 1
+    mine[unit.node] = n
     return n
 
 
@@ -111,9 +114,11 @@ def reconcile(
     *,
     strategy: str = "spread",
     draining: Collection[str] = (),
+    drain_moves: int | None = None,
 ) -> Result:
-    """``draining`` nodes give up everything they run (placed elsewhere under a new generation);
-    cordoned nodes keep what they run but receive nothing new."""
+    """``draining`` nodes give up everything they run (placed elsewhere under a new generation),
+    at most ``drain_moves`` units per call (None: all at once), so a drain can go one group at a
+    time; cordoned nodes keep what they run but receive nothing new."""
     draining = set(draining)
     alive = {n.name for n in nodes if n.alive and n.name not in draining}
     cordoned = {n.name for n in nodes if n.cordoned}
@@ -128,13 +133,20 @@ def reconcile(
         if (s.service in services and services[s.service].instances == "all"
                 and s.node not in draining and (s.node not in alive or s.node in cordoned)):
             kept[s.key] = s
+    given: dict[str, dict[str, int]] = {}
     for unit in units:
-        instance = _instance_for(unit, {**slots, **kept})
+        instance = _instance_for(unit, slots, given)
         keys = _members(unit, instance)
         result.unit_members[unit.key] = keys
-        if _keep(unit, keys, slots, services, alive):
+        leaving = any(k in slots and slots[k].node in draining for k in keys)
+        if leaving and drain_moves is not None and drain_moves <= 0 and \
+                all(k in slots for k in keys) and unit.node is None:
+            kept.update({k: slots[k] for k in keys})  # its turn to move has not come yet
+        elif _keep(unit, keys, slots, services, alive):
             kept.update({k: slots[k] for k in keys})
         else:
+            if leaving and drain_moves is not None:
+                drain_moves -= 1
             to_place.append((unit, instance))
     plan = place(_with_usage(nodes, kept, services), [u for u, _ in to_place], strategy=strategy,
                  existing=_spread_map(kept, result.unit_members, units))

@@ -270,3 +270,29 @@ def test_12_unschedulable_service_placed_when_a_node_joins(world, names, faults,
     finally:
         world.remove(name)
         faults.kill_node("gpu1")
+
+
+def test_2b_supervisor_and_health_checker_killed(world, names, faults):
+    """The other per-node actors: after kill -9 the supervisor still restarts (counts kept) and
+    the health checker re-learns its watches from the agent and still acts."""
+    crash, sick = names("sup"), names("sick")
+    world.client.add_service(svc(crash, hosts=["dos"]))
+    world.client.add_service(svc(sick, hosts=["dos"], on_unhealthy="restart",
+                                 command=["sh", "-c", "trap 'exit 0' TERM; touch /tmp/ok; while :; do sleep 1 & wait $!; done"],
+                                 healthcheck={"test": ["test", "-f", "/tmp/ok"], "interval": "300ms",
+                                              "timeout": "1s", "retries": 1}))
+    inst = world.wait_running(crash)[0]
+    world.runtime("dos").kill(inst.container_id)
+    world.wait_running(crash, pred=lambda r: r[0].restarts == 1)
+    faults.kill_actor("supervisor", "dos")
+    world.runtime("dos").kill(inst.container_id)
+    wait_for(lambda: converged(world, {crash: 1}, {f"{crash}#0": 1}) and restarts(world, crash)[f"{crash}#0"] == 2,
+             SETTLE, what="a restart decided by the new supervisor, counted after the old ones")
+
+    healthy = wait_for(lambda: next((i for i in world.instances(sick) if i.health.value == "healthy"), None), 30)
+    faults.kill_actor("health", "dos")
+    time.sleep(2)  # the agent hands the new checker its watches on the next converge
+    code, _ = world.runtime("dos").exec(healthy.container_id, ["rm", "/tmp/ok"])
+    assert code == 0
+    wait_for(lambda: converged(world, {sick: 1}) and restarts(world, sick)[f"{sick}#0"] == 1,
+             SETTLE, what="the unhealthy container restarted by the new checker")
