@@ -63,6 +63,7 @@ class Scheduler:
         self.nodes: dict[str, NodeRec] = {}
         self.pending: dict[str, str] = {}
         self.unit_members: dict[str, tuple[str, ...]] = {}
+        self.converging: dict[str, asyncio.Task] = {}  # node -> its converge in flight
         self.new_events = asyncio.Condition()
         self.wake = asyncio.Event()
         self._loop: asyncio.Task | None = None
@@ -399,12 +400,13 @@ class Scheduler:
         return slot
 
     async def _push(self) -> None:
+        """Send each live node its desired instances. Not awaited by the loop: a node whose
+        engine is slow or frozen keeps its converge in flight and is skipped until it returns,
+        while every other node goes on converging each step."""
         known = sorted(self.services)
         removed = sorted(self.removed)
 
-        async def one(rec: NodeRec) -> None:
-            desired = assignments_for(rec.name, self.slots, self.services, self.unit_members,
-                                      self.restarts)
+        async def one(rec: NodeRec, desired) -> None:
             try:
                 await asyncio.wait_for(
                     self._agent(rec.name).converge.remote(desired, known, removed, self.settings,
@@ -413,7 +415,13 @@ class Scheduler:
             except Exception as e:
                 log.warning("converge on %s failed: %s", rec.name, e)
 
-        await asyncio.gather(*(one(rec) for rec in self.nodes.values() if rec.alive))
+        for rec in self.nodes.values():
+            busy = self.converging.get(rec.name)
+            if not rec.alive or (busy is not None and not busy.done()):
+                continue
+            desired = assignments_for(rec.name, self.slots, self.services, self.unit_members,
+                                      self.restarts)
+            self.converging[rec.name] = asyncio.get_running_loop().create_task(one(rec, desired))
 
     # ---- helpers -------------------------------------------------------------------------------
 
