@@ -49,7 +49,9 @@ class EnginePool:
         with self._lock:
             if name not in self._engines:
                 require_engine_prerequisites()
-                handle = ensure_engine(name, state_dir=self.state_dir, use_existing=False)
+                # dies with this pytest process even when it is killed before its teardown
+                handle = ensure_engine(name, state_dir=self.state_dir, use_existing=False,
+                                       die_with_parent=True)
                 self._engines[name] = handle  # recorded before the images, so close() stops it
                 runtime = DockerRuntime(handle.docker_host)
                 try:

@@ -156,7 +156,7 @@ class Faults:
 
         stop_engine(name, state_dir=self.w.pool.state_dir)
         self.w.pool._engines[name] = ensure_engine(name, state_dir=self.w.pool.state_dir,
-                                                   use_existing=False)
+                                                   use_existing=False, die_with_parent=True)
 
     def engine_pid(self, name: str) -> int:
         return self.w.pool.get(name).pid

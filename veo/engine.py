@@ -197,6 +197,7 @@ def ensure_engine(
     state_dir: Path | None = None,
     use_existing: bool = True,
     timeout: float = 30.0,
+    die_with_parent: bool = False,
 ) -> EngineHandle:
     """An engine that answers. ``use_existing``: ``$DOCKER_HOST`` or the system socket when one
     answers. Otherwise the private engine ``name``: reused when its recorded dockerd is alive,
@@ -210,12 +211,19 @@ def ensure_engine(
     with _locked(paths):
         pid = _recorded_pid(paths)
         if not _is_our_dockerd(pid, paths):
-            pid = _start_dockerd(name, paths)
+            pid = _start_dockerd(name, paths, die_with_parent)
         _wait_answering(name, paths, pid, timeout)
     return EngineHandle(name, paths.docker_host, pid, True, paths.root.parent.parent)
 
 
-def _start_dockerd(name: str, paths: EnginePaths) -> int:
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the process that started us dies (Linux), so an
+    interrupted test session cannot leave its engines behind."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _start_dockerd(name: str, paths: EnginePaths, die_with_parent: bool = False) -> int:
     dockerd = shutil.which("dockerd")
     if dockerd is None:
         raise EngineError(
@@ -253,6 +261,7 @@ def _start_dockerd(name: str, paths: EnginePaths) -> int:
         proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True,
+            preexec_fn=_die_with_parent if die_with_parent else None,
         )  # fmt: skip
     _CHILDREN[proc.pid] = proc
     record = {"name": name, "pid": proc.pid, "docker_host": paths.docker_host}

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from veo.converge import plan_converge
 from veo.models import Service
 from veo.placement import NodeState
-from veo.reconcile import Slot, assignments_for, reconcile
+from veo.reconcile import assignments_for, reconcile
 
 GB = 1024**3
 
