@@ -37,6 +37,13 @@ from veo.translate import (LABEL_CLUSTER, LABEL_INSTANCE, LABEL_MANAGED, LABEL_N
 
 log = logging.getLogger("veo.agent")
 START_RETRIES = 2
+CREATE_PARALLELISM = 4
+
+
+def _iso(time_nano: int) -> str:
+    """Docker's event time (ns since the epoch) in the engine's StartedAt format."""
+    seconds, nanos = divmod(int(time_nano), 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos:09d}Z"
 
 
 @dataclass
@@ -150,13 +157,28 @@ class NodeAgent:
                     inst.status, inst.reason = InstanceStatus.failed, a.reason
                 if a.key in plan.adopt:
                     await self._adopt(inst, plan.adopt[a.key])
-            for a in plan.create:
-                await self._create_and_start(self.insts[a.key])
+            await self._create_units(plan.create)
         self.synced = True
         # a restarted HealthChecker has forgotten its watches: hand it the full list each time
         watches = [self._watch_args(i) for i in self.insts.values()
                    if i.status is InstanceStatus.running and i.a.service.healthcheck and i.container_id]
         self._health().sync.remote(watches)
+
+    async def _create_units(self, create: list[Assignment]) -> None:
+        """Create and start what is missing: units side by side (at most CREATE_PARALLELISM at
+        once: the engine serialises much of the work, more only queues), the members of one unit
+        one after the other in declared order, master first."""
+        units: dict[str, list[Assignment]] = {}
+        for a in create:
+            units.setdefault(a.unit, []).append(a)
+        gate = asyncio.Semaphore(CREATE_PARALLELISM)
+
+        async def one(members: list[Assignment]) -> None:
+            async with gate:
+                for a in members:
+                    await self._create_and_start(self.insts[a.key])
+
+        await asyncio.gather(*(one(m) for m in units.values()))
 
     async def report(self) -> dict:
         self._ensure_started()
@@ -239,10 +261,16 @@ class NodeAgent:
         if marker:
             return
         attrs = ev.get("Actor", {}).get("Attributes", {})
-        if (attrs.get(LABEL_CLUSTER) != self.cluster or attrs.get(LABEL_NODE) != self.node
-                or ev.get("Action") != "die"):
+        if attrs.get(LABEL_CLUSTER) != self.cluster or attrs.get(LABEL_NODE) != self.node:
             return
         cid = ev.get("id") or ev.get("Actor", {}).get("ID")
+        if ev.get("Action") == "start":
+            inst = self._inst_by_container(cid)
+            if inst is not None and ev.get("timeNano"):
+                inst.started_at = _iso(ev["timeNano"])  # the engine's own clock, no inspect
+            return
+        if ev.get("Action") != "die":
+            return
         if cid in self.expected_stops:
             self.expected_stops.discard(cid)
             return
@@ -339,7 +367,10 @@ class NodeAgent:
                 state = await asyncio.to_thread(self.runtime.inspect, inst.container_id)
             else:
                 await asyncio.to_thread(self.runtime.start, inst.container_id)
-                state = await asyncio.to_thread(self.runtime.inspect, inst.container_id)
+                # a fresh container's start time comes with the engine's start event; a death
+                # right after the start comes as a die event either way
+                state = None if fresh else await asyncio.to_thread(self.runtime.inspect,
+                                                                   inst.container_id)
         except EngineUnavailable as e:
             # temporary (the engine is down, restarting or frozen): try again until it answers
             self._start_later(inst, restarted, 1.0, str(e))
@@ -357,7 +388,8 @@ class NodeAgent:
         if inst.status is not InstanceStatus.starting:
             return  # its death was handled while we waited for the engine
         inst.started_mono = time.monotonic()
-        inst.started_at = state.started_at if state else None
+        if state is not None:
+            inst.started_at = state.started_at
         if state is not None and not state.running:
             # it already died again: the event stream will report the death
             return

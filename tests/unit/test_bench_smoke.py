@@ -65,7 +65,7 @@ def test_args_and_summary_rows():
     results = {
         "placement": {"error": "bench.placement is not available yet"},
         "e2e": {"services": 4, "median_s": {"veo": 2.0, "raw x1": 1.9, "raw x4": 1.0, "compose": None},
-                "errors": {"compose": "not installed"}, "ratio_veo_raw1": 2.0 / 1.9, "target_ratio": 1.1},
+                "errors": {"compose": "not installed"}, "ratio_veo_raw4": 2.0 / 1.9, "target_ratio": 1.1},
         "restart": {"latency_s": {s: {"p50": 0.5, "p95": 0.6} for s in ("veo", "docker")},
                     "ratio_p50": 1.0, "ratio_p95": 1.0, "target_ratio": 1.5},
     }
@@ -73,5 +73,5 @@ def test_args_and_summary_rows():
     flat = {r[0]: r for r in rows}
     assert flat["placement"][1].startswith("bench.placement")
     assert flat["e2e 4 services: compose"][1] == "not installed"
-    assert flat["e2e ratio veo / raw x1"][3] == "met"
+    assert flat["e2e ratio veo / raw x4 (same parallelism)"][3] == "met"
     assert flat["restart ratio veo / docker p95"][3] == "met"
