@@ -45,8 +45,7 @@ class EventSink:
     """Batches events to the Scheduler off the caller's path; keeps them while it is unreachable
     (restarting), so a Scheduler restart loses no event an agent saw."""
 
-    def __init__(self, cluster: str) -> None:
-        self.cluster = cluster
+    def __init__(self) -> None:
         self.buffer: deque[Event] = deque(maxlen=EVENT_BUFFER)
         self.handles = Handles()
         self._wake: asyncio.Event | None = None

@@ -82,7 +82,7 @@ class NodeAgent:
         self.expected_stops: set[str] = set()  # container ids veo itself is stopping
         self.orphan_seen: dict[str, float] = {}
         self.lock = asyncio.Lock()
-        self.sink = EventSink(cluster)
+        self.sink = EventSink()
         self.handles = Handles()
         self.synced = False
         self._started = False
@@ -223,9 +223,6 @@ class NodeAgent:
             raise Conflict(f"instance {key} is not running")
         return await asyncio.to_thread(self.runtime.stats, inst.container_id)
 
-    async def container_ids(self) -> dict[str, str]:
-        return {k: i.container_id for k, i in self.insts.items() if i.container_id}
-
     # ---- health (called by the HealthChecker) ---------------------------------------------------
 
     async def health_changed(self, key: str, container_id: str, health: str, action: str | None) -> None:
@@ -341,11 +338,8 @@ class NodeAgent:
     # ---- engine actions (callers hold the lock) --------------------------------------------------
 
     async def _create_and_start(self, inst: Inst) -> None:
-        a = inst.a
         try:
-            kwargs = create_kwargs(a.service, cluster=self.cluster, instance=a.instance,
-                                   generation=a.generation, node=self.node)
-            inst.container_id = await asyncio.to_thread(self.runtime.create, kwargs)
+            await self._create(inst)
         except EngineUnavailable as e:
             inst.reason = str(e)  # no container yet: the next converge creates it again
             return
@@ -363,7 +357,8 @@ class NodeAgent:
                 await asyncio.to_thread(self.runtime.inspect, inst.container_id)
                 if inst.container_id else None)
             if state is None:  # gone (auto_remove, removed by hand): make it again, same name
-                await self._create_and_start_fresh(inst)
+                await self._create(inst)
+                await asyncio.to_thread(self.runtime.start, inst.container_id)
                 state = await asyncio.to_thread(self.runtime.inspect, inst.container_id)
             else:
                 await asyncio.to_thread(self.runtime.start, inst.container_id)
@@ -399,12 +394,12 @@ class NodeAgent:
         self._emit(EventKind.restarted if restarted else EventKind.started, inst)
         self._watch_health(inst)
 
-    async def _create_and_start_fresh(self, inst: Inst) -> None:
+    async def _create(self, inst: Inst) -> None:
+        """Create the instance's container (idempotent: a retried create finds its own)."""
         a = inst.a
         kwargs = create_kwargs(a.service, cluster=self.cluster, instance=a.instance,
                                generation=a.generation, node=self.node)
         inst.container_id = await asyncio.to_thread(self.runtime.create, kwargs)
-        await asyncio.to_thread(self.runtime.start, inst.container_id)
 
     def _start_later(self, inst: Inst, restarted: bool, delay: float, reason: str) -> None:
         inst.status, inst.reason = InstanceStatus.backoff, reason

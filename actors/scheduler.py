@@ -29,9 +29,9 @@ from veo.errors import Conflict, NotFound, VeoError
 from veo.models import (ClusterSpec, Event, EventKind, Instance, InstanceStatus, Node, NodeView,
                         Service, Settings)
 from veo.policy import Policy, enforce
-from veo.reconcile import Slot, assignments_for, reconcile
+from veo.reconcile import Slot, allocation, assignments_for, reconcile
 from veo.state import dump_service, load_service, open_store
-from veo.views import NodeRec, allocation, instance_views, node_state
+from veo.views import NodeRec, instance_views, node_state
 from veo.supervision import split_key
 
 log = logging.getLogger("veo.scheduler")

@@ -169,16 +169,23 @@ def reconcile(
     return result
 
 
+def allocation(slots: Mapping[str, Slot], services: Mapping[str, Service]) -> dict[str, tuple]:
+    """cpus, memory, disk allocated per node by instances that have not ended (an ended
+    instance holds no resources)."""
+    out: dict[str, list] = defaultdict(lambda: [0.0, 0, 0])
+    for s in slots.values():
+        svc = services.get(s.service)
+        if svc is None or s.outcome is not None:
+            continue
+        a = out[s.node]
+        a[0] += svc.cpus or 0.0
+        a[1] += svc.memory or 0
+        a[2] += svc.disk or 0
+    return {k: tuple(v) for k, v in out.items()}
+
+
 def _with_usage(nodes: list[NodeState], kept: Mapping[str, Slot], services) -> list[NodeState]:
-    used: dict[str, list[float]] = defaultdict(lambda: [0.0, 0, 0])
-    for s in kept.values():
-        if s.outcome is not None:
-            continue  # an ended instance holds no resources
-        svc = services[s.service]
-        u = used[s.node]
-        u[0] += svc.cpus or 0.0
-        u[1] += svc.memory or 0
-        u[2] += svc.disk or 0
+    used = allocation(kept, services)
     return [
         replace(n, used_cpus=n.used_cpus + used[n.name][0], used_memory=n.used_memory + used[n.name][1],
                 used_disk=n.used_disk + used[n.name][2]) if n.name in used else n

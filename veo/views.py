@@ -6,11 +6,10 @@ be where. An instance whose node is lost shows as pending with that reason until
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Mapping
 
-from veo.models import Instance, InstanceStatus, Service
+from veo.models import Instance, InstanceStatus
 from veo.placement import NodeState
 from veo.reconcile import Slot
 
@@ -47,20 +46,6 @@ def node_state(name: str, rec: NodeRec | None, expected: dict | None, cordoned: 
         memory=int(pick("memory", 0)),
         disk=int(pick("disk", 0)),
     )
-
-
-def allocation(slots: Mapping[str, Slot], services: Mapping[str, Service]) -> dict[str, tuple]:
-    """cpus, memory, disk allocated per node by instances that have not ended."""
-    out: dict[str, list] = defaultdict(lambda: [0.0, 0, 0])
-    for s in slots.values():
-        svc = services.get(s.service)
-        if svc is None or s.outcome is not None:
-            continue
-        a = out[s.node]
-        a[0] += svc.cpus or 0.0
-        a[1] += svc.memory or 0
-        a[2] += svc.disk or 0
-    return {k: tuple(v) for k, v in out.items()}
 
 
 def instance_views(
