@@ -9,20 +9,13 @@ from collections import deque
 
 import ray
 
-from veo.models import Event
+from veo.core.models import Event
+from veo.core.names import ACTOR_NAMESPACE, SCHEDULER_NAME
 
-ACTOR_NAMESPACE = "veo"
-SCHEDULER_NAME = "veo-scheduler"
-NODE_LABEL = "veo.node"
-ROLE_LABEL = "veo.role"
 EVENT_BUFFER = 10_000  # events kept while the Scheduler is unreachable; oldest dropped first
 
 log = logging.getLogger("veo.actors")
 
-
-def actor_name(kind: str, node: str) -> str:
-    """Readable names for the Ray dashboard: veo-agent-uno, veo-supervisor-uno, veo-health-uno."""
-    return f"veo-{kind}-{node}"
 
 
 class Handles:

@@ -1,7 +1,7 @@
 """GroupSupervisor: one per node; holds the supervision memory of every unit on that node.
 
 A unit is a group copy or an ungrouped instance. The NodeAgent reports a death; this actor applies
-the pure ``veo.supervision.decide`` to the unit's state (restart counts, back-off, budget window)
+the pure ``veo.core.supervision.decide`` to the unit's state (restart counts, back-off, budget window)
 and returns the Decision for the agent to carry out. It keeps no engine handle: deciding and acting
 are separate, so a decision can be tested without Docker and an agent restart loses no budget.
 
@@ -16,8 +16,8 @@ import time
 
 import ray
 
-from veo.models import GroupPolicy, Settings
-from veo.supervision import Death, Decision, Member, UnitState, decide
+from veo.core.models import GroupPolicy, Settings
+from veo.core.supervision import Death, Decision, Member, UnitState, decide
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)

@@ -2,7 +2,7 @@
 
 Docker's own HEALTHCHECK (set by the translation) runs the probe inside the container; this actor
 reads the resulting status every ``interval`` and tells the NodeAgent about every change, with the
-action to take (``veo.health.action_for``). Acting stays with the agent, the only writer to the
+action to take (``veo.core.health.action_for``). Acting stays with the agent, the only writer to the
 engine. Reads are blocking Docker calls, so they run in threads and never stall the loop.
 """
 
@@ -16,11 +16,12 @@ from dataclasses import dataclass
 
 import ray
 
-from actors.common import Handles, actor_name
-from veo.health import action_for
-from veo.runtime import DockerRuntime
+from actors.common import Handles
+from veo.core.health import action_for
+from veo.adapters.docker_api import DockerRuntime
+from veo.core.names import actor_name, docker_host_from
 
-log = logging.getLogger("veo.health")
+log = logging.getLogger("veo.core.health")
 TICK = 0.1  # resolution of the schedule; each container is read at its own interval
 
 
@@ -37,7 +38,7 @@ class Watch:
 class HealthChecker:
     def __init__(self, node: str, cluster: str, docker_host: str | None = None):
         self.node, self.cluster = node, cluster
-        host = docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        host = docker_host or docker_host_from()
         self.runtime = DockerRuntime(host)
         self.watches: dict[str, Watch] = {}
         self.handles = Handles()

@@ -25,15 +25,16 @@ from dataclasses import dataclass
 
 import ray
 
-from actors.common import EventSink, Handles, actor_name
-from veo.converge import identity, plan_converge
-from veo.errors import Conflict, EngineUnavailable, VeoError
-from veo.models import Event, EventKind, Health, Instance, InstanceStatus, OnUnhealthy, Settings
-from veo.reconcile import Assignment
-from veo.runtime import DockerRuntime
-from veo.supervision import Death, Decision, Member
-from veo.translate import (LABEL_CLUSTER, LABEL_INSTANCE, LABEL_MANAGED, LABEL_NODE, LABEL_SERVICE,
-                           create_kwargs)
+from actors.common import EventSink, Handles
+from veo.core.converge import identity, plan_converge
+from veo.core.errors import Conflict, EngineUnavailable, VeoError
+from veo.core.models import Event, EventKind, Health, Instance, InstanceStatus, OnUnhealthy, Settings
+from veo.core.reconcile import Assignment
+from veo.adapters.docker_api import DockerRuntime
+from veo.core.supervision import Death, Decision, Member
+from veo.core.names import (LABEL_CLUSTER, LABEL_INSTANCE, LABEL_MANAGED, LABEL_NODE, LABEL_SERVICE,
+                            actor_name, docker_host_from)
+from veo.core.translate import create_kwargs
 
 log = logging.getLogger("veo.agent")
 START_RETRIES = 2
@@ -74,7 +75,7 @@ class Inst:
 class NodeAgent:
     def __init__(self, node: str, cluster: str, docker_host: str | None = None):
         self.node, self.cluster = node, cluster
-        self.docker_host = docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        self.docker_host = docker_host or docker_host_from()
         self.runtime = DockerRuntime(self.docker_host)
         self.settings = Settings()
         self.insts: dict[str, Inst] = {}

@@ -21,18 +21,17 @@ from collections import deque
 
 import ray
 
-from actors.common import ACTOR_NAMESPACE, NODE_LABEL, ROLE_LABEL, actor_name
 from actors.group_supervisor import GroupSupervisor
 from actors.health_checker import HealthChecker
 from actors.node_agent import NodeAgent
-from veo.errors import Conflict, NotFound, VeoError
-from veo.models import (ClusterSpec, Event, EventKind, Instance, InstanceStatus, Node, NodeView,
+from veo.core.errors import Conflict, NotFound, VeoError
+from veo.core.models import (ClusterSpec, Event, EventKind, Instance, InstanceStatus, Node, NodeView,
                         Service, Settings)
-from veo.policy import Policy, enforce
-from veo.reconcile import Slot, allocation, assignments_for, reconcile
-from veo.state import dump_service, load_service, open_store
-from veo.views import NodeRec, instance_views, node_state
-from veo.supervision import split_key
+from veo.core.policy import Policy, enforce
+from veo.core.reconcile import Slot, allocation, assignments_for, reconcile
+from veo.adapters.store import dump_service, load_service, open_store
+from veo.core.views import NodeRec, instance_views, node_state
+from veo.core.names import ACTOR_NAMESPACE, NODE_LABEL, ROLE_LABEL, actor_name, split_key
 
 log = logging.getLogger("veo.scheduler")
 _PROMPT = frozenset({EventKind.started, EventKind.restarted, EventKind.exited, EventKind.failed,

@@ -2,7 +2,7 @@
 event recorder, and a one-node veo world (Ray + Scheduler) wrapping that engine.
 
 Everything started here is stopped by the same object that started it: engines through
-``veo.engine.stop_engine`` (by recorded PID), the Ray cluster through its ``shutdown()``.
+``veo.adapters.dockerd.stop_engine`` (by recorded PID), the Ray cluster through its ``shutdown()``.
 """
 
 from __future__ import annotations
@@ -166,7 +166,7 @@ def machine_info(docker_host: str | None = None) -> dict[str, Any]:
 
         info["docker_py"] = docker.__version__
     if docker_host:
-        from veo.runtime import DockerRuntime
+        from veo.adapters.docker_api import DockerRuntime
 
         rt = DockerRuntime(docker_host)
         with contextlib.suppress(Exception):
@@ -262,9 +262,9 @@ class Engine:
     NAME = "bench"
 
     def __init__(self) -> None:
-        from veo.engine import ensure_engine
-        from veo.images import ensure_images
-        from veo.runtime import DockerRuntime
+        from veo.adapters.dockerd import ensure_engine
+        from veo.adapters.images import ensure_images
+        from veo.adapters.docker_api import DockerRuntime
 
         self.state_dir = Path(tempfile.mkdtemp(prefix="vb-", dir="/tmp"))
         self.handle = None
@@ -290,7 +290,7 @@ class Engine:
         return len(states)
 
     def close(self) -> None:
-        from veo.engine import stop_engine
+        from veo.adapters.dockerd import stop_engine
 
         if self.handle is not None:
             with contextlib.suppress(Exception):
@@ -304,14 +304,14 @@ class Engine:
 
 
 class VeoWorld:
-    """A one-node local Ray cluster (``veo.local.start_nodes``) whose node wraps ``engine``, and a
+    """A one-node local Ray cluster (``veo.adapters.ray_local.start_nodes``) whose node wraps ``engine``, and a
     veo Scheduler on it. ``startup_s`` is how long that took (never part of a measured figure)."""
 
     def __init__(self, engine: Engine):
         import ray
 
-        from veo import local
-        from veo.client import connect
+        from veo.adapters import ray_local as local
+        from veo.deploy import start_scheduler
 
         self.engine = engine
         self.cluster = None
@@ -322,7 +322,7 @@ class VeoWorld:
                 self.cluster, _ = local.start_nodes([spec])
                 ray.init(address=self.cluster.address, namespace="veo", log_to_driver=False,
                          logging_level="ERROR", configure_logging=False)
-            self.client = connect(state_path=engine.state_dir / "scheduler.db")
+            self.client = start_scheduler(state_path=engine.state_dir / "scheduler.db")
             self.apply({})
             wait_until(self._reported, 120, 0.2, "the node agent's first report")
         except BaseException:
@@ -335,7 +335,7 @@ class VeoWorld:
         return any(v.name == BENCH_NODE and v.alive and v.memory_total > 0 for v in views)
 
     def apply(self, services: dict, settings=None) -> dict:
-        from veo.models import ClusterSpec, Node, Settings
+        from veo.core.models import ClusterSpec, Node, Settings
 
         spec = ClusterSpec(name="veo", nodes=[Node(name=BENCH_NODE)], services=services,
                            settings=settings or Settings())
@@ -343,7 +343,7 @@ class VeoWorld:
 
     def clear(self, timeout: float = 120.0) -> None:
         """Apply no services and wait until the engine holds no veo container."""
-        from veo.translate import LABEL_MANAGED
+        from veo.core.names import LABEL_MANAGED
 
         self.apply({})
         wait_until(lambda: not self.engine.runtime.list(labels={LABEL_MANAGED: "true"}), timeout,
@@ -354,9 +354,11 @@ class VeoWorld:
 
         if ray.is_initialized():
             with contextlib.suppress(Exception):
-                ray.get(self.client._s.shutdown.remote(), timeout=120)
+                self.client.shutdown(timeout=120)
             with contextlib.suppress(Exception):
-                ray.kill(self.client._s)
+                from veo.core.names import ACTOR_NAMESPACE, SCHEDULER_NAME
+
+                ray.kill(ray.get_actor(SCHEDULER_NAME, namespace=ACTOR_NAMESPACE))
             ray.shutdown()
         if self.cluster is not None:
             with _quiet_fd2():

@@ -36,7 +36,7 @@ POLL_S = 0.1  # how often the veo run asks Cluster.containers() (Cluster.wait po
 
 
 def _services(prefix: str, n: int) -> dict:
-    from veo.models import Service
+    from veo.core.models import Service
 
     return {f"{prefix}-{i:02d}": Service(name=f"{prefix}-{i:02d}", image=BUSYBOX, command=COMMAND,
                                          network_mode="none") for i in range(n)}
@@ -49,8 +49,8 @@ def _services(prefix: str, n: int) -> dict:
 
 def run_veo(world: VeoWorld, rec: EventRecorder, n: int, prefix: str, timeout: float = 300) -> dict:
     """Apply N services; time until every one shows as running through the client."""
-    from veo.models import InstanceStatus
-    from veo.translate import LABEL_MANAGED
+    from veo.core.models import InstanceStatus
+    from veo.core.names import LABEL_MANAGED
 
     services = _services(prefix, n)
     names = set(services)
@@ -107,9 +107,9 @@ def _svc(e: dict) -> str | None:
 
 def raw_create_args(i: int, api_version: str, prefix: str) -> dict:
     """veo's own create arguments for the same service, with neutral name and labels."""
-    from veo.models import Service
-    from veo.runtime import api_create_args
-    from veo.translate import create_kwargs
+    from veo.core.models import Service
+    from veo.adapters.docker_api import api_create_args
+    from veo.core.translate import create_kwargs
 
     svc = Service(name=f"{prefix}-{i:02d}", image=BUSYBOX, command=COMMAND, network_mode="none")
     kw = create_kwargs(svc, cluster="raw", instance=0, generation=1, node="raw")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import random
 import time
 
-from veo.models import GroupRole, Service
-from veo.placement import NodeState, place, units_for
+from veo.core.models import GroupRole, Service
+from veo.core.placement import NodeState, place, units_for
 
 TARGET = 50_000  # placements per second
 ROLES = ("web", "db", "cache", "batch")

@@ -29,7 +29,7 @@ PAUSE_S = 0.3  # after a replacement is running, before the next trigger
 
 
 def _veo_services(n: int) -> dict:
-    from veo.models import Service
+    from veo.core.models import Service
 
     return {f"rs-{i:02d}": Service(name=f"rs-{i:02d}", image=BUSYBOX, command=COMMAND,
                                    network_mode="none", restart="restart") for i in range(n)}
@@ -76,7 +76,7 @@ def _trigger(api, rec: EventRecorder, cid: str) -> dict:
 
 
 def run(engine: Engine, world: VeoWorld, triggers: int = 20) -> dict:
-    from veo.models import InstanceStatus, Settings
+    from veo.core.models import InstanceStatus, Settings
 
     settings = Settings()  # the defaults, printed with the result
     services = _veo_services(triggers)

@@ -12,8 +12,8 @@ from engines import EnginePool
 from live_server import LiveServer
 from ray_world import RayWorld
 
-from veo.engine import EngineHandle
-from veo.runtime import DockerRuntime
+from veo.adapters.dockerd import EngineHandle
+from veo.adapters.docker_api import DockerRuntime
 
 DOCKER_TEST_TIMEOUT = 120  # seconds; a hung engine call must fail the test, not the CI job
 

@@ -1,6 +1,6 @@
 """Private Docker engines for the test session (used by the fixtures in conftest.py).
 
-Every engine is a real dockerd started by ``veo.engine.ensure_engine`` under one short state dir
+Every engine is a real dockerd started by ``veo.adapters.dockerd.ensure_engine`` under one short state dir
 made for this session, with veo's local images built in it; the pool stops exactly the engines it
 started (by their recorded PIDs) when the session ends.
 """
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from veo.engine import EngineHandle, ensure_engine, stop_engine
-from veo.images import ensure_images
-from veo.runtime import DockerRuntime
-from veo.translate import LABEL_CLUSTER
+from veo.adapters.dockerd import EngineHandle, ensure_engine, stop_engine
+from veo.adapters.images import ensure_images
+from veo.adapters.docker_api import DockerRuntime
+from veo.core.names import LABEL_CLUSTER
 
 MAKE_TEST_HINT = (
     "run the suite with `make test` as root: it installs docker.io and busybox-static and runs "

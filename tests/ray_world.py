@@ -13,11 +13,12 @@ from typing import Callable, TypeVar
 
 import ray
 
-from veo import local
-from veo.client import Cluster, connect
-from veo.models import ClusterSpec, Instance, InstanceStatus, Node, Settings
-from veo.policy import Policy
-from veo.runtime import DockerRuntime
+from veo.adapters import ray_local as local
+from veo.client import Cluster
+from veo.deploy import start_scheduler
+from veo.core.models import ClusterSpec, Instance, InstanceStatus, Node, Settings
+from veo.core.policy import Policy
+from veo.adapters.docker_api import DockerRuntime
 
 T = TypeVar("T")
 
@@ -47,7 +48,7 @@ class RayWorld:
         # no dashboard: it costs a core's worth of start-up and the tests do not read it
         self.cluster, self.ray_nodes = local.start_nodes(specs, dashboard=False)
         ray.init(address=self.cluster.address, namespace="veo", log_to_driver=False)
-        self.client: Cluster = connect(state_path=state_dir / "scheduler.db")
+        self.client: Cluster = start_scheduler(state_path=state_dir / "scheduler.db")
         self.base_nodes = [Node(name=n, role=r, **CAPACITY) for n, r in NODES]
         self.apply_settings()
         wait_for(self._all_reported, 60, what="every node's agent to report")
@@ -102,7 +103,7 @@ class RayWorld:
 
     def close(self) -> None:
         try:
-            ray.get(self.client._s.shutdown.remote(), timeout=120)
+            self.client.shutdown(timeout=120)
         finally:
             ray.shutdown()
             self.cluster.shutdown()
@@ -118,7 +119,7 @@ class Faults:
         self.w = world
 
     def actor(self, kind: str, node: str | None = None):
-        from actors.common import ACTOR_NAMESPACE, SCHEDULER_NAME, actor_name
+        from veo.core.names import ACTOR_NAMESPACE, SCHEDULER_NAME, actor_name
 
         name = SCHEDULER_NAME if kind == "scheduler" else actor_name(kind, node)
         return ray.get_actor(name, namespace=ACTOR_NAMESPACE)
@@ -152,7 +153,7 @@ class Faults:
                                                          env_vars=spec.env())
 
     def restart_engine(self, name: str) -> None:
-        from veo.engine import ensure_engine, stop_engine
+        from veo.adapters.dockerd import ensure_engine, stop_engine
 
         stop_engine(name, state_dir=self.w.pool.state_dir)
         self.w.pool._engines[name] = ensure_engine(name, state_dir=self.w.pool.state_dir,

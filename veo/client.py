@@ -15,11 +15,10 @@ from typing import Any, Callable, Iterator
 
 import ray
 
-from veo.errors import NotConnected, SpecError, SpecProblem, VeoError
-from veo.models import ClusterSpec, Event, Instance, InstanceStatus, Node, NodeView, Service
+from veo.core.errors import NotConnected, SpecError, SpecProblem, VeoError
+from veo.core.names import ACTOR_NAMESPACE as NAMESPACE, SCHEDULER_NAME
+from veo.core.models import ClusterSpec, Event, Instance, InstanceStatus, Node, NodeView, Service
 
-NAMESPACE = "veo"
-SCHEDULER_NAME = "veo-scheduler"
 
 
 def state_dir() -> Path:
@@ -69,7 +68,7 @@ class Cluster:
     def apply(self, spec: str | Path | ClusterSpec) -> dict[str, list[str]]:
         """Make the cluster run exactly the services of ``spec`` (a cluster.yml path or a spec)."""
         if not isinstance(spec, ClusterSpec):
-            from veo.config import load_spec
+            from veo.core.config import load_spec
 
             spec = load_spec(spec).spec
         return _call(self._s.apply.remote(spec))
@@ -101,6 +100,11 @@ class Cluster:
 
     def remove_node(self, name: str) -> list[str]:
         return _call(self._s.remove_node.remote(name))
+
+    def shutdown(self, timeout: float = 300.0) -> int:
+        """Forget every service and remove every container of the cluster (``veo down``);
+        returns how many containers were removed."""
+        return _call(self._s.shutdown.remote(), timeout=timeout)
 
     def stats(self, service: str, instance: int = 0) -> dict:
         return _call(self._s.stats.remote(service, instance))
@@ -159,41 +163,32 @@ class Cluster:
             time.sleep(interval)
 
 
-def connect(address: str | None = None, *, state_path: str | Path | None = None,
-            create: bool = True) -> Cluster:
+def connect(address: str | None = None) -> Cluster:
     """Connect to the Ray cluster at ``address`` (or RAY_ADDRESS, or the local one) and to its veo
-    Scheduler, creating the Scheduler on the head node when ``create`` and it does not exist."""
-    if not ray.is_initialized():
-        address = address or os.environ.get("RAY_ADDRESS") or _local_address() or "auto"
-        try:
-            ray.init(address=address, namespace=NAMESPACE, log_to_driver=False,
-                     logging_level=logging.WARNING, configure_logging=False)
-        except (ConnectionError, RuntimeError) as e:
-            raise NotConnected(
-                f"no Ray cluster at {address}: {e}. Start one with `veo up cluster.yml`."
-            ) from None
-    return Cluster(_scheduler(state_path, create))
+    Scheduler, looked up by name. The Scheduler is made where a cluster is made (``veo up``,
+    ``veo node start --head``: ``veo.deploy.start_scheduler``), never by a client."""
+    init_ray(address)
+    try:
+        return Cluster(ray.get_actor(SCHEDULER_NAME, namespace=NAMESPACE))
+    except ValueError:
+        raise NotConnected("veo is not running on this Ray cluster (run `veo up FILE`)") from None
+
+
+def init_ray(address: str | None = None) -> None:
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS") or _local_address() or "auto"
+    try:
+        ray.init(address=address, namespace=NAMESPACE, log_to_driver=False,
+                 logging_level=logging.WARNING, configure_logging=False)
+    except (ConnectionError, RuntimeError) as e:
+        raise NotConnected(
+            f"no Ray cluster at {address}: {e}. Start one with `veo up cluster.yml`."
+        ) from None
 
 
 def _local_address() -> str | None:
-    from veo import local
+    from veo.adapters import ray_local
 
-    rec = local.read_record(state_dir())
+    rec = ray_local.read_record(state_dir())
     return rec.address if rec else None
-
-
-def _scheduler(state_path: str | Path | None, create: bool) -> ray.actor.ActorHandle:
-    try:
-        return ray.get_actor(SCHEDULER_NAME, namespace=NAMESPACE)
-    except ValueError:
-        if not create:
-            raise NotConnected("veo is not running on this Ray cluster (run `veo up FILE`)") from None
-    from actors.scheduler import Scheduler
-
-    path = str(state_path or state_dir() / "state" / "scheduler.db")
-    handle = Scheduler.options(
-        name=SCHEDULER_NAME, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
-        max_restarts=-1, resources={"node:__internal_head__": 0.001},
-    ).remote(path)
-    _call(handle.ping.remote())
-    return handle

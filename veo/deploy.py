@@ -12,14 +12,30 @@ from typing import Callable
 
 import ray
 
-from veo import local
-from veo.client import SCHEDULER_NAME, NAMESPACE, Cluster, _call, connect, state_dir
-from veo.config import load_spec
-from veo.engine import ensure_engine, stop_engine
-from veo.errors import NotConnected
-from veo.images import ensure_images
-from veo.models import ClusterSpec, Node
-from veo.runtime import DockerRuntime
+from veo.adapters import ray_local as local
+from veo.client import Cluster, _call, connect, init_ray, state_dir
+from veo.core.config import load_spec
+from veo.adapters.dockerd import ensure_engine, stop_engine
+from veo.core.errors import NotConnected
+from veo.adapters.images import ensure_images
+from veo.core.models import ClusterSpec, Node
+from veo.core.names import ACTOR_NAMESPACE, SCHEDULER_NAME
+from veo.adapters.docker_api import DockerRuntime
+
+
+def start_scheduler(address: str | None = None, state_path: str | Path | None = None) -> Cluster:
+    """Connect to the Ray cluster and make sure its Scheduler runs (detached, on the head node).
+    The one place that creates it: clients only look it up by name."""
+    from actors.scheduler import Scheduler
+
+    init_ray(address)
+    path = str(state_path or state_dir() / "state" / "scheduler.db")
+    handle = Scheduler.options(
+        name=SCHEDULER_NAME, namespace=ACTOR_NAMESPACE, lifetime="detached", get_if_exists=True,
+        max_restarts=-1, resources={"node:__internal_head__": 0.001},
+    ).remote(path)
+    _call(handle.ping.remote())
+    return Cluster(handle)
 
 
 def _nodes(spec: ClusterSpec) -> list[Node]:
@@ -59,7 +75,7 @@ def deploy(file: str | Path, *, address: str | None = None, engine_per_node: boo
         if rec is None:
             rec = start_local(loaded.spec, engine_per_node=engine_per_node, log=log)
         address = rec.address
-    cluster = connect(address, create=True)
+    cluster = start_scheduler(address)
     return cluster, cluster.apply(loaded.spec)
 
 
@@ -69,10 +85,10 @@ def teardown(*, address: str | None = None, keep_cluster: bool = False) -> list[
     if address is None and rec is None:
         raise NotConnected("no veo cluster is running here (nothing to stop)")
     try:
-        cluster = connect(address or rec.address, create=False)
-        removed = _call(cluster._s.shutdown.remote(), timeout=300)
+        cluster = connect(address or rec.address)
+        removed = cluster.shutdown()
         lines.append(f"removed {removed} containers")
-        ray.kill(ray.get_actor(SCHEDULER_NAME, namespace=NAMESPACE))
+        ray.kill(ray.get_actor(SCHEDULER_NAME, namespace=ACTOR_NAMESPACE))
     except NotConnected as e:
         lines.append(f"no veo scheduler to stop ({e})")
     finally:

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from veo.api import create_app, get_client
 from veo.api.deps import ApiSettings
-from veo.errors import NotConnected
+from veo.core.errors import NotConnected
 
 BASE = "http://127.0.0.1:8086"
 WS = "ws://127.0.0.1:8086/ws"

@@ -11,8 +11,8 @@ import threading
 import time
 from collections.abc import Iterator
 
-from veo.errors import Conflict, NotFound
-from veo.models import (
+from veo.core.errors import Conflict, NotFound
+from veo.core.models import (
     ClusterSpec,
     Event,
     EventKind,
@@ -23,7 +23,7 @@ from veo.models import (
     NodeView,
     Service,
 )
-from veo.policy import Policy
+from veo.core.policy import Policy
 
 NODES = [("uno", "front"), ("dos", "back"), ("tres", "back")]
 

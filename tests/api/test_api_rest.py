@@ -10,9 +10,9 @@ from conftest import BASE, make_app, service
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from veo.cli import app as cli
-from veo.errors import NotConnected
-from veo.models import EventKind, InstanceStatus
+from veo.cli.app import app as cli
+from veo.core.errors import NotConnected
+from veo.core.models import EventKind, InstanceStatus
 
 YAML = {"content-type": "application/yaml"}
 

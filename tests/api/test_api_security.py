@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from veo.api.serve import ServeError, check_bind, read_token
-from veo.policy import Policy
+from veo.core.policy import Policy
 
 TOKEN = "s3cret-token-0123456789"
 

@@ -8,7 +8,7 @@ import threading
 from conftest import BASE, WS, make_app, service
 from fastapi.testclient import TestClient
 
-from veo.models import EventKind
+from veo.core.models import EventKind
 
 
 def events_until(ws, kind: str, limit: int = 20) -> list[dict]:

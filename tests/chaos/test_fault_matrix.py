@@ -17,8 +17,8 @@ import time
 import pytest
 from ray_world import Faults, containers_of, converged, wait_for
 
-from veo.errors import Conflict
-from veo.models import ClusterSpec, EventKind, InstanceStatus, Service
+from veo.core.errors import Conflict
+from veo.core.models import ClusterSpec, EventKind, InstanceStatus, Service
 
 pytestmark = [pytest.mark.docker, pytest.mark.ray, pytest.mark.chaos, pytest.mark.timeout(240)]
 

@@ -14,9 +14,9 @@ import pytest
 from ray_world import wait_for
 from typer.testing import CliRunner
 
-from veo.cli import app
-from veo.cli_cluster import NODE_FIELDS, PS_FIELDS
-from veo.models import Service
+from veo.cli.app import app
+from veo.cli.cluster import NODE_FIELDS, PS_FIELDS
+from veo.core.models import Service
 
 pytestmark = [pytest.mark.docker, pytest.mark.ray, pytest.mark.timeout(240)]
 runner = CliRunner()
@@ -79,7 +79,7 @@ def test_up_ps_down_round_trip(engine_pool, tmp_path: Path):
     (tmp_path / "cluster.yml").write_text(SMALL)
     env = {**os.environ, "VEO_STATE_DIR": str(tmp_path / "state"), "DOCKER_HOST": engine.docker_host}
     env.pop("RAY_ADDRESS", None)
-    veo_bin = [sys.executable, "-m", "veo.cli"]
+    veo_bin = [sys.executable, "-m", "veo.cli.app"]
 
     def run(*args, timeout=180):
         return subprocess.run([*veo_bin, *args], env=env, cwd=tmp_path, capture_output=True,
@@ -92,7 +92,7 @@ def test_up_ps_down_round_trip(engine_pool, tmp_path: Path):
         record = json.loads((tmp_path / "state" / "local-cluster.json").read_text())
         ps = run("ps", "--json")
         assert [r["status"] for r in json.loads(ps.stdout)] == ["running"], ps.stderr
-        from veo.runtime import DockerRuntime
+        from veo.adapters.docker_api import DockerRuntime
 
         rt = DockerRuntime(engine.docker_host)
         assert len(rt.list(labels={"veo.cluster": "updown"})) == 1

@@ -22,10 +22,10 @@ import pytest
 
 from typer.testing import CliRunner
 
-from veo.cli_engine import engine_app
-from veo.engine import EngineHandle, engine_paths, engine_status, ensure_engine, stop_engine
-from veo.errors import EngineError, ImageNotFound
-from veo.images import (
+from veo.cli.engine import engine_app
+from veo.adapters.dockerd import EngineHandle, engine_paths, engine_status, ensure_engine, stop_engine
+from veo.core.errors import EngineError, ImageNotFound
+from veo.adapters.images import (
     BUSYBOX_IMAGE,
     HTTPD_IMAGE,
     ImageBuildError,
@@ -34,9 +34,10 @@ from veo.images import (
     read_busybox,
     rootfs_tar,
 )
-from veo.models import Service
-from veo.runtime import DockerRuntime
-from veo.translate import LABEL_CLUSTER, LABEL_SERVICE, LABEL_SPEC_HASH, create_kwargs
+from veo.core.models import Service
+from veo.adapters.docker_api import DockerRuntime
+from veo.core.names import LABEL_CLUSTER, LABEL_SERVICE, LABEL_SPEC_HASH
+from veo.core.translate import create_kwargs
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(60)]
 

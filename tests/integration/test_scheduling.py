@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from ray_world import wait_for
 
-from veo import local
-from veo.models import InstanceStatus, Service
+from veo.adapters import ray_local as local
+from veo.core.models import InstanceStatus, Service
 
 pytestmark = [pytest.mark.docker, pytest.mark.ray, pytest.mark.timeout(180)]
 
@@ -94,8 +94,8 @@ def test_instances_all_runs_on_every_node_and_on_a_node_that_joins(world, names,
 
 
 def test_cluster_policy_refuses_host_powers_through_the_python_api(world, names):
-    from veo.errors import PolicyError
-    from veo.policy import Policy
+    from veo.core.errors import PolicyError
+    from veo.core.policy import Policy
 
     strict = world.client.spec().model_copy(update={"policy": Policy()})
     world.client.apply(strict)

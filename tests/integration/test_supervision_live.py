@@ -9,7 +9,7 @@ import time
 import pytest
 from ray_world import wait_for
 
-from veo.models import EventKind, InstanceStatus, Service
+from veo.core.models import EventKind, InstanceStatus, Service
 
 pytestmark = [pytest.mark.docker, pytest.mark.ray, pytest.mark.timeout(180)]
 

@@ -17,7 +17,7 @@ from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from veo.config import load_spec
+from veo.core.config import load_spec
 
 pytestmark = [pytest.mark.docker, pytest.mark.ray, pytest.mark.timeout(240)]
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from veo.cli import app
-from veo.config import LoadResult, load_spec, parse_spec
-from veo.errors import SpecError
-from veo.models import GroupRole, Port, RestartPolicy, Volume
+from veo.cli.app import app
+from veo.core.config import LoadResult, load_spec, parse_spec
+from veo.core.errors import SpecError
+from veo.core.models import GroupRole, Port, RestartPolicy, Volume
 
 
 def load(text: str, *, strict: bool = False) -> LoadResult:

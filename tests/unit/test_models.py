@@ -9,7 +9,7 @@ from typing import Any
 import pydantic
 import pytest
 
-from veo.models import (
+from veo.core.models import (
     ClusterSpec,
     GroupPolicy,
     GroupRole,

@@ -8,9 +8,9 @@ from dataclasses import replace
 
 import pytest
 
-from veo import placement
-from veo.models import Service
-from veo.placement import NodeState, Plan, Unit, explain, pending_reason, place, units_for
+from veo.core import placement
+from veo.core.models import Service
+from veo.core.placement import NodeState, Plan, Unit, explain, pending_reason, place, units_for
 
 M = 1024**2
 G = 1024**3

@@ -8,10 +8,10 @@ import textwrap
 
 import pytest
 
-from veo.config import parse_spec
-from veo.errors import PolicyError, SpecError
-from veo.models import ClusterSpec, Service
-from veo.policy import Policy, check, enforce, exposes_docker_socket
+from veo.core.config import parse_spec
+from veo.core.errors import PolicyError, SpecError
+from veo.core.models import ClusterSpec, Service
+from veo.core.policy import Policy, check, enforce, exposes_docker_socket
 
 
 def svc(**kw) -> Service:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from veo.converge import plan_converge
-from veo.models import Service
-from veo.placement import NodeState
-from veo.reconcile import assignments_for, reconcile
+from veo.core.converge import plan_converge
+from veo.core.models import Service
+from veo.core.placement import NodeState
+from veo.core.reconcile import assignments_for, reconcile
 
 GB = 1024**3
 

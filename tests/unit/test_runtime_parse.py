@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from veo.errors import EngineError
-from veo.models import Service
-from veo.runtime import (
+from veo.core.errors import EngineError
+from veo.core.models import Service
+from veo.adapters.docker_api import (
     DockerRuntime,
     EngineStream,
     _explain,
@@ -20,7 +20,7 @@ from veo.runtime import (
     parse_list_entry,
     parse_state,
 )
-from veo.translate import create_kwargs
+from veo.core.translate import create_kwargs
 
 RUNNING_HEALTHY = {
     "Id": "a2f2fb3bae0d",

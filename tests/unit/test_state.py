@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from veo.config import load_spec
-from veo.reconcile import Slot
-from veo.state import SqliteStore, dump_service, load_service
+from veo.core.config import load_spec
+from veo.core.reconcile import Slot
+from veo.adapters.store import SqliteStore, dump_service, load_service
 
 ROOT = Path(__file__).resolve().parents[2]
 

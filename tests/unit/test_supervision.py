@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from veo.lifecycle import allowed, is_terminal
-from veo.models import GroupPolicy, GroupRole, InstanceStatus, RestartPolicy, Settings
-from veo.supervision import Death, Member, UnitState, backoff_delay, decide, split_key
+from veo.core.lifecycle import allowed, is_terminal
+from veo.core.models import GroupPolicy, GroupRole, InstanceStatus, RestartPolicy, Settings
+from veo.core.names import split_key
+from veo.core.supervision import Death, Member, UnitState, backoff_delay, decide
 
 SETTINGS = Settings(budget_restarts=5, budget_period=60, backoff_initial=0.1, backoff_max=10)
 MASTER = Member("web#0", "web", role=GroupRole.master)

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from docker.types import Mount, Ulimit
 
-from veo.errors import SpecError
-from veo.models import Service
-from veo.translate import (
+from veo.core.errors import SpecError
+from veo.core.models import Service
+from veo.core.names import (
     LABEL_CLUSTER,
     LABEL_GENERATION,
     LABEL_GROUP,
@@ -19,12 +19,14 @@ from veo.translate import (
     LABEL_NODE,
     LABEL_SERVICE,
     LABEL_SPEC_HASH,
+    container_name,
+    parse_container_name,
+)
+from veo.core.translate import (
     MAPPED_FIELDS,
     NOT_DOCKER_FIELDS,
     container_labels,
-    container_name,
     create_kwargs,
-    parse_container_name,
 )
 
 MiB = 1024 * 1024

@@ -38,13 +38,13 @@ resume from an index).
 def _default_factory(address: str | None = None) -> ClientFactory:
     def factory():
         from veo.client import _local_address, connect
-        from veo.errors import NotConnected
+        from veo.core.errors import NotConnected
 
         # as the CLI does: never ray.init("auto"), which can hang on a stale cluster record
         if address is None and _local_address() is None:
             raise NotConnected("no veo cluster is running here (start one with `veo up "
                                "cluster.yml`, or give --address / RAY_ADDRESS)")
-        return connect(address, create=False)
+        return connect(address)
 
     return factory
 

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import Request
 
 from veo.api.errors import TooLarge, UnsupportedMediaType
-from veo.errors import SpecError, SpecProblem
+from veo.core.errors import SpecError, SpecProblem
 
 MAX_BODY = 1 << 20
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")

@@ -20,8 +20,8 @@ from veo.api.deps import get_client, require_token, settings_of
 from veo.api.errors import COMMON, CONFLICT, NOT_FOUND
 from veo.api.schemas import ContainerDetail, ContainerView, Done, Stats
 from veo.client import tail_growth
-from veo.errors import Conflict, NotFound, VeoError
-from veo.models import Instance, InstanceStatus
+from veo.core.errors import Conflict, NotFound, VeoError
+from veo.core.models import Instance, InstanceStatus
 
 router = APIRouter(prefix="/api/containers", tags=["containers"], responses=COMMON,
                    dependencies=[Depends(require_token)])

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from veo.errors import VeoError
+from veo.core.errors import VeoError
 
 ClientFactory = Callable[[], Any]  # -> veo.client.Cluster (or a stand-in with its methods)
 

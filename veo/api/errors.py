@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from veo.api.deps import Unauthorized
 from veo.api.schemas import ErrorBody, error_body
-from veo.errors import SpecProblem, VeoError
+from veo.core.errors import SpecProblem, VeoError
 
 log = logging.getLogger("veo.api")
 

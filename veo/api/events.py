@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from veo.api.deps import get_client, require_token
 from veo.api.errors import COMMON
 from veo.api.hub import KIND_ALIASES, parse_kinds
-from veo.models import Event, EventKind
+from veo.core.models import Event, EventKind
 
 KindName = Enum("KindName", {k: k for k in [*(k.value for k in EventKind), *KIND_ALIASES]},
                 type=str)

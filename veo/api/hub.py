@@ -15,7 +15,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from veo.models import Event, EventKind
+from veo.core.models import Event, EventKind
 
 log = logging.getLogger("veo.api.hub")
 

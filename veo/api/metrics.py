@@ -22,7 +22,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from veo.models import EventKind, Health, InstanceStatus
+from veo.core.models import EventKind, Health, InstanceStatus
 
 log = logging.getLogger("veo.api.metrics")
 disable_created_metrics()  # the *_created series only double what a scraper sees anyway

@@ -11,9 +11,9 @@ from veo.api.body import json_body, request_body
 from veo.api.deps import get_client, require_token
 from veo.api.errors import BODY, COMMON, CONFLICT, NOT_FOUND
 from veo.api.schemas import Moving
-from veo.bodies import validate_node
-from veo.errors import NotFound
-from veo.models import Node, NodeView
+from veo.core.bodies import validate_node
+from veo.core.errors import NotFound
+from veo.core.models import Node, NodeView
 
 router = APIRouter(prefix="/api/nodes", tags=["nodes"], responses=COMMON,
                    dependencies=[Depends(require_token)])

@@ -11,8 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from veo.models import Health, InstanceStatus, Port
-from veo.policy import Policy
+from veo.core.models import Health, InstanceStatus, Port
+from veo.core.policy import Policy
 
 
 class Problem(BaseModel):

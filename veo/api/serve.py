@@ -7,7 +7,7 @@ import stat
 from pathlib import Path
 
 from veo.api.deps import ApiSettings, is_loopback
-from veo.errors import VeoError
+from veo.core.errors import VeoError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8086
@@ -44,7 +44,7 @@ def read_token(token_file: str | Path | None, env: dict[str, str] | None = None)
 def dashboard_url(address: str | None) -> str:
     """The local cluster's Ray dashboard (``veo up`` records it), else Ray's default."""
     if address is None:
-        from veo import local
+        from veo.adapters import ray_local as local
         from veo.client import state_dir
 
         rec = local.read_record(state_dir())

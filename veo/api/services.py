@@ -11,11 +11,11 @@ from veo.api.body import is_yaml, json_body, raw_text, request_body
 from veo.api.deps import get_client, require_token
 from veo.api.errors import BODY, COMMON, CONFLICT, NOT_FOUND, POLICY, UnsupportedMediaType
 from veo.api.schemas import Changes, Created, Done
-from veo.bodies import check_additions, validate_service
-from veo.config import parse_spec
-from veo.errors import Conflict, NotFound
-from veo.models import Service
-from veo.policy import enforce
+from veo.core.bodies import check_additions, validate_service
+from veo.core.config import parse_spec
+from veo.core.errors import Conflict, NotFound
+from veo.core.models import Service
+from veo.core.policy import enforce
 
 router = APIRouter(prefix="/api/services", tags=["services"], responses=COMMON,
                    dependencies=[Depends(require_token)])

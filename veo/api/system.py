@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from veo.api.deps import get_client, require_token, settings_of
 from veo.api.errors import COMMON
 from veo.api.schemas import ClusterView, HealthReport, Totals
-from veo.models import ClusterSpec, InstanceStatus
+from veo.core.models import ClusterSpec, InstanceStatus
 
 router = APIRouter(tags=["cluster"])
 guarded = APIRouter(tags=["cluster"], responses=COMMON, dependencies=[Depends(require_token)])

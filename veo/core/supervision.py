@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from veo.models import GroupPolicy, GroupRole, RestartPolicy, Service, Settings
+from veo.core.models import GroupPolicy, GroupRole, RestartPolicy, Service, Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,15 +87,6 @@ class UnitState:
     restarts: dict[str, int] = field(default_factory=dict)  # total restarts per member, never reset
     quick_failures: dict[str, int] = field(default_factory=dict)  # for back-off; resets
     window: deque[float] = field(default_factory=deque)  # times of restarts, for the budget
-
-
-def instance_key(service: str, instance: int) -> str:
-    return f"{service}#{instance}"
-
-
-def split_key(key: str) -> tuple[str, int]:
-    service, _, instance = key.rpartition("#")
-    return service, int(instance)
 
 
 def backoff_delay(quick_failures: int, settings: Settings) -> float:

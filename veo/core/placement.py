@@ -25,8 +25,8 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 
-from veo.models import GroupRole, Service
-from veo.units import format_size
+from veo.core.models import GroupRole, Service
+from veo.core.units import format_size
 
 __all__ = ["NodeState", "Plan", "Unit", "explain", "pending_reason", "place", "units_for"]
 

@@ -1,6 +1,6 @@
 """What every veo command shares: the consoles and the one way a VeoError is reported (its text
-on stderr, its ``exit_code``), never a traceback. Kept apart from ``veo.cli`` so command modules
-can import it without importing the app (``python -m veo.cli`` would import it twice)."""
+on stderr, its ``exit_code``), never a traceback. Kept apart from ``veo.cli.app`` so command modules
+can import it without importing the app (``python -m veo.cli.app`` would import it twice)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 
-from veo.errors import SpecError, SpecProblem, VeoError
+from veo.core.errors import SpecError, SpecProblem, VeoError
 
 # piped output (CI logs, tests, `| grep`) gets wide tables instead of rich's 80-column default,
 # which would cut ids and reasons

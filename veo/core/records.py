@@ -1,7 +1,7 @@
 """What the Scheduler reports: instances, nodes and events. Plain pydantic, no I/O.
 
-Separate from ``veo.models`` (what users write) because these describe actual state; both are
-importable from ``veo.models``.
+Separate from ``veo.core.models`` (what users write) because these describe actual state; both are
+importable from ``veo.core.models``.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from veo.models import Service
+from veo.core.models import Service
 
 
 class MemoryStore:

@@ -7,8 +7,8 @@ so a user fixes a file in one pass. Positions come from PyYAML's node tree, whic
 The steps: compose the YAML node tree (syntax errors, duplicate keys, positions); check every
 mapping's keys against what veo reads (unknown keys are errors with a suggestion, compose keys veo
 does not support are warnings, a few compose spellings are renamed); validate with pydantic; then
-check the cross-field rules (``check_cluster_rules``) and the cluster policy (``veo.policy``) and
-point each at its line. ``veo.bodies`` runs REST API JSON bodies through the same steps, so a
+check the cross-field rules (``check_cluster_rules``) and the cluster policy (``veo.core.policy``) and
+point each at its line. ``veo.core.bodies`` runs REST API JSON bodies through the same steps, so a
 mistake reads the same in every front door.
 """
 
@@ -23,8 +23,8 @@ from typing import Any
 import pydantic
 import yaml
 
-from veo.errors import SpecError, SpecProblem
-from veo.models import (
+from veo.core.errors import SpecError, SpecProblem
+from veo.core.models import (
     ClusterSpec,
     HealthCheck,
     Node,
@@ -36,7 +36,7 @@ from veo.models import (
     check_cluster_rules,
     service_rule_errors,
 )
-from veo.policy import Policy, violations
+from veo.core.policy import Policy, violations
 
 UserPath = tuple[str, ...]
 Mark = tuple[int, int]  # 1-based (line, column)

@@ -2,7 +2,7 @@
 
 Each Ray node carries the labels ``veo.node=<name>`` (and ``veo.role``) and, through its raylet's
 environment, the ``DOCKER_HOST`` of the engine that node wraps (shared, or one private engine per
-node with ``--engine-per-node``). ``veo up`` runs ``python -m veo.local`` as a background process
+node with ``--engine-per-node``). ``veo up`` runs ``python -m veo.adapters.ray_local`` as a background process
 that owns the cluster; its PID is recorded so that ``veo down`` stops exactly that process (which
 shuts its Ray nodes down) and nothing else.
 
@@ -100,12 +100,12 @@ def start_nodes(nodes: list[NodeSpec], *, num_cpus: int = 1, dashboard: bool = T
 
 
 def launch(nodes: list[NodeSpec], state: Path, engines: list[str], timeout: float = 120.0) -> LocalRecord:
-    """Start ``python -m veo.local`` in the background and wait for its address."""
+    """Start ``python -m veo.adapters.ray_local`` in the background and wait for its address."""
     state.mkdir(parents=True, exist_ok=True)
     rec_file = record_path(state)
     rec_file.unlink(missing_ok=True)
     log = open(state / "local-cluster.log", "ab")
-    args = [sys.executable, "-m", "veo.local", "--record", str(rec_file), "--engines", ",".join(engines)]
+    args = [sys.executable, "-m", "veo.adapters.ray_local", "--record", str(rec_file), "--engines", ",".join(engines)]
     for n in nodes:
         args += ["--node", json.dumps(asdict(n))]
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

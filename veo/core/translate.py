@@ -13,29 +13,11 @@ import re
 
 from docker.types import Mount, Ulimit
 
-from veo.errors import SpecError, SpecProblem
-from veo.models import Port, Service
-
-LABEL_MANAGED = "veo.managed"
-LABEL_CLUSTER = "veo.cluster"
-LABEL_SERVICE = "veo.service"
-LABEL_INSTANCE = "veo.instance"
-LABEL_GROUP = "veo.group"
-LABEL_GROUP_ROLE = "veo.group-role"
-LABEL_NODE = "veo.node"
-LABEL_SPEC_HASH = "veo.spec-hash"
-LABEL_GENERATION = "veo.generation"
-
-# The labels that say which veo container this is: a name clash with a container carrying the same
-# values is a retry of our own create, anything else is a real conflict.
-IDENTITY_LABELS = (
-    LABEL_MANAGED,
-    LABEL_CLUSTER,
-    LABEL_SERVICE,
-    LABEL_INSTANCE,
-    LABEL_GENERATION,
-    LABEL_SPEC_HASH,
-)
+from veo.core.errors import SpecError, SpecProblem
+from veo.core.models import Port, Service
+from veo.core.names import (LABEL_CLUSTER, LABEL_GENERATION, LABEL_GROUP,
+                            LABEL_GROUP_ROLE, LABEL_INSTANCE, LABEL_MANAGED, LABEL_NODE,
+                            LABEL_SERVICE, LABEL_SPEC_HASH, container_name)
 
 # Fields create_kwargs/container_labels read.
 MAPPED_FIELDS = frozenset(
@@ -73,49 +55,6 @@ ULIMIT_NAMES = frozenset(
 )  # fmt: skip
 
 # Docker's container name rule; a cluster name also may not hold '_' (the name separator).
-_CONTAINER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
-_CLUSTER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9.-]*$")
-_PARSE_RE = re.compile(r"^([a-zA-Z0-9][a-zA-Z0-9.-]*)_(.+)_(\d+)_g(\d+)$")
-
-
-def _refuse(path: str, message: str) -> SpecError:
-    return SpecError([SpecProblem(message=message, path=path)])
-
-
-# --------------------------------------------------------------------------------------------------
-# Names and labels
-# --------------------------------------------------------------------------------------------------
-
-
-def container_name(cluster: str, service: str, instance: int, generation: int) -> str:
-    """``<cluster>_<service>_<instance>_g<generation>``.
-
-    Deterministic, so a retried create meets the first attempt's container (409) instead of
-    making a twin. Cluster names cannot hold '_', which makes ``parse_container_name`` exact.
-    """
-    if not _CLUSTER_NAME_RE.match(cluster):
-        raise _refuse(
-            "name",
-            f"cluster name {cluster!r} cannot be used in container names: use letters, digits, "
-            "'.', '-' (no '_', veo separates the parts of a container name with it)",
-        )
-    name = f"{cluster}_{service}_{int(instance)}_g{int(generation)}"
-    if not _CONTAINER_NAME_RE.match(name):
-        raise _refuse("name", f"{name!r} is not a valid Docker container name")
-    return name
-
-
-def parse_container_name(name: str) -> tuple[str, str, int, int] | None:
-    """``(cluster, service, instance, generation)`` of a veo container name, else None.
-
-    Accepts Docker's leading '/' (list and inspect report names that way).
-    """
-    m = _PARSE_RE.match(name.lstrip("/"))
-    if not m:
-        return None
-    return m.group(1), m.group(2), int(m.group(3)), int(m.group(4))
-
-
 def container_labels(
     cluster: str, svc: Service, instance: int, generation: int, node: str
 ) -> dict[str, str]:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-from veo.models import Instance, InstanceStatus
-from veo.placement import NodeState
-from veo.reconcile import Slot
+from veo.core.models import Instance, InstanceStatus
+from veo.core.placement import NodeState
+from veo.core.reconcile import Slot
 
 
 @dataclass

@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from veo.cli_cluster import Address
-from veo.cli_common import err, veo_errors
+from veo.cli.cluster import Address
+from veo.cli.common import err, veo_errors
 
 
 def register(app: typer.Typer) -> None:

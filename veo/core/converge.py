@@ -14,9 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Protocol
 
-from veo.reconcile import Assignment
-from veo.supervision import instance_key
-from veo.translate import LABEL_GENERATION, LABEL_INSTANCE, LABEL_SERVICE
+from veo.core.reconcile import Assignment
+from veo.core.names import LABEL_GENERATION, LABEL_INSTANCE, LABEL_SERVICE, instance_key
 
 
 

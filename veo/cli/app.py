@@ -15,11 +15,11 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from veo.cli_common import echo_problems, err, exit_with, out, veo_errors  # noqa: F401 (re-exported)
-from veo.errors import SpecError, SpecProblem, VeoError  # noqa: F401
-from veo.config import LoadResult, load_spec
-from veo.models import ClusterSpec, Service, group_policy_of
-from veo.units import format_size
+from veo.cli.common import echo_problems, err, exit_with, out, veo_errors  # noqa: F401 (re-exported)
+from veo.core.errors import SpecError, SpecProblem, VeoError  # noqa: F401
+from veo.core.config import LoadResult, load_spec
+from veo.core.models import ClusterSpec, Service, group_policy_of
+from veo.core.units import format_size
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -133,9 +133,9 @@ def _escape(text: str) -> str:
 def _register_commands() -> None:
     # the other command modules import `out`, `err` and `veo_errors` from here, so they are
     # registered last; their heavy imports (ray) happen inside the commands
-    from veo.cli_cluster import register
-    from veo.cli_engine import engine_app
-    from veo.cli_serve import register as register_serve
+    from veo.cli.cluster import register
+    from veo.cli.engine import engine_app
+    from veo.cli.serve import register as register_serve
 
     register(app)
     register_serve(app)

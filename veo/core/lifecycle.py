@@ -12,7 +12,7 @@ service (new spec hash) or an explicit restart brings such an instance back.
 
 from __future__ import annotations
 
-from veo.models import InstanceStatus as S
+from veo.core.models import InstanceStatus as S
 
 TERMINAL = frozenset({S.completed, S.failed})
 

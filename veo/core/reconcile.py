@@ -16,9 +16,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Collection, Mapping
 
-from veo.models import GroupPolicy, Service, group_policy_of
-from veo.placement import NodeState, Unit, place, units_for
-from veo.supervision import instance_key
+from veo.core.models import GroupPolicy, Service, group_policy_of
+from veo.core.placement import NodeState, Unit, place, units_for
+from veo.core.names import instance_key, service_of
 
 
 @dataclass(frozen=True)

@@ -32,15 +32,13 @@ import docker.errors
 import requests.exceptions
 from docker.models.containers import _create_container_args
 
-from veo.errors import EngineError, EngineUnavailable, ImageNotFound
-from veo.translate import IDENTITY_LABELS, LABEL_SERVICE
-
-DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+from veo.core.errors import EngineError, EngineUnavailable, ImageNotFound
+from veo.core.names import DEFAULT_DOCKER_HOST, IDENTITY_LABELS, LABEL_SERVICE, docker_host_from
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
 def default_docker_host() -> str:
-    return os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER_HOST
+    return docker_host_from()
 
 
 # --------------------------------------------------------------------------------------------------

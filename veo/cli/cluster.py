@@ -15,10 +15,10 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from veo.cli_common import err, out, veo_errors
-from veo.errors import NotConnected
-from veo.models import Event, Instance, NodeView
-from veo.units import format_size
+from veo.cli.common import err, out, veo_errors
+from veo.core.errors import NotConnected
+from veo.core.models import Event, Instance, NodeView
+from veo.core.units import format_size
 
 PS_FIELDS = ("service", "instance", "group", "node", "status", "health", "restarts",
              "container_id", "started_at", "reason")
@@ -30,12 +30,12 @@ Address = Annotated[Optional[str], typer.Option("--address", envvar="RAY_ADDRESS
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def _connect(address: str | None, create: bool = False):
+def _connect(address: str | None):
     from veo.client import _local_address, connect
 
     if address is None and _local_address() is None:
         raise NotConnected("no veo cluster is running here (start one with `veo up cluster.yml`)")
-    return connect(address, create=create)
+    return connect(address)
 
 
 def ps_rows(instances: list[Instance]) -> list[dict]:

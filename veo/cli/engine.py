@@ -10,10 +10,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from veo.engine import EngineHandle, engine_status, ensure_engine, stop_engine
-from veo.errors import VeoError
-from veo.images import ensure_images
-from veo.runtime import DockerRuntime
+from veo.adapters.dockerd import EngineHandle, engine_status, ensure_engine, stop_engine
+from veo.core.errors import VeoError
+from veo.adapters.images import ensure_images
+from veo.adapters.docker_api import DockerRuntime
 
 T = TypeVar("T")
 

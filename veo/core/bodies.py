@@ -1,9 +1,9 @@
 """Services and nodes given as JSON data (REST bodies), checked exactly like cluster.yml.
 
-The same loader steps as ``veo.config.parse_spec`` (known keys with 'did you mean', pydantic errors
+The same loader steps as ``veo.core.config.parse_spec`` (known keys with 'did you mean', pydantic errors
 in the user's words, the rules within a service and across a group), so a mistake reads the same
 in the CLI and the API; only the position is missing (``services.NAME.FIELD: ...``). The policy is
-the caller's business (``veo.policy.enforce``): a body obeys the running cluster's policy.
+the caller's business (``veo.core.policy.enforce``): a body obeys the running cluster's policy.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 # the loader's own steps, shared on purpose: one implementation of every message
-from veo.config import _Doc, _load_data, _show
-from veo.errors import SpecError, SpecProblem
-from veo.models import ClusterSpec, Node, Service, check_cluster_rules
-from veo.policy import Policy
+from veo.core.config import _Doc, _load_data, _show
+from veo.core.errors import SpecError, SpecProblem
+from veo.core.models import ClusterSpec, Node, Service, check_cluster_rules
+from veo.core.policy import Policy
 
 _ANY_POLICY = Policy(**dict.fromkeys(Policy.model_fields, True))
 

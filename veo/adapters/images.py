@@ -24,14 +24,14 @@ import tarfile
 from dataclasses import dataclass, field
 from typing import Any
 
-from veo.errors import VeoError
-from veo.runtime import DockerRuntime
+from veo.core.errors import VeoError
+from veo.adapters.docker_api import DockerRuntime
 
 BUSYBOX_IMAGE = "veo/busybox:latest"
 HTTPD_IMAGE = "veo/httpd:latest"
 HTTPD_PORT = 8080
 BUSYBOX_PATH = "/bin/busybox"
-LABEL_BUILD = "veo.image-build"
+from veo.core.names import LABEL_IMAGE_BUILD as LABEL_BUILD
 _PATH_ENV = "PATH=/bin:/sbin:/usr/bin"
 _PT_INTERP = 3
 

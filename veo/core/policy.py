@@ -6,36 +6,17 @@ above all) can take the host over. Each power is refused unless ``policy:`` in c
 it on, and every front door (the loader behind ``veo validate``, the REST API, the Scheduler behind
 the Python API) applies the same rule through ``violations`` / ``check`` / ``enforce``.
 
-Pure and free of ``veo.models`` imports at run time: ``ClusterSpec`` holds a ``Policy``, so this
-module must not import it back (services are read through their attributes only).
+Pure. The ``Policy`` switches themselves are a model (``veo.core.models``, re-exported here); this
+module holds only the rule that reads them, so the import points one way.
 """
 
 from __future__ import annotations
 
 import posixpath
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict
-
-from veo.errors import PolicyError, SpecProblem
-
-if TYPE_CHECKING:
-    from veo.models import Service
-
-
-class Policy(BaseModel):
-    """``policy:`` in cluster.yml. Every switch defaults to refusing."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    allow_privileged: bool = False
-    allow_host_pid: bool = False
-    allow_host_network: bool = False
-    allow_cap_add: bool = False
-    allow_devices: bool = False
-    allow_host_mounts: bool = False  # bind mounts of host paths (not the Docker socket)
-    allow_docker_socket: bool = False  # bind mounts that expose the engine's socket
+from veo.core.errors import PolicyError, SpecProblem
+from veo.core.models import Policy, Service
 
 
 # A bind of one of these hands the container the Docker (or containerd) socket: full root.

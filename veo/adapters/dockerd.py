@@ -26,9 +26,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from veo.errors import EngineError, VeoError
-from veo.models import NAME_RE
-from veo.runtime import DEFAULT_DOCKER_HOST, DockerRuntime
+from veo.core.errors import EngineError, VeoError
+from veo.core.models import NAME_RE
+from veo.adapters.docker_api import DockerRuntime
+from veo.core.names import DEFAULT_DOCKER_HOST
 
 STATE_DIR_ENV = "VEO_STATE_DIR"
 # AF_UNIX paths hold at most 107 bytes; the longest socket under exec-root is containerd's

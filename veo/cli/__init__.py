@@ -1,0 +1,1 @@
+"""The ``veo`` command: ``app`` builds it; one module per family of commands."""

@@ -1,0 +1,3 @@
+from veo.cli.app import main
+
+main()
