@@ -43,12 +43,3 @@ class GroupSupervisor:
     async def pid(self) -> int:
         """The worker process (fault-injection tests kill it)."""
         return os.getpid()
-
-    async def forget(self, unit: str) -> None:
-        self.units.pop(unit, None)
-
-    async def state(self) -> dict[str, dict]:
-        return {
-            unit: {"restarts": dict(s.restarts), "window": len(s.window)}
-            for unit, s in self.units.items()
-        }

@@ -66,9 +66,6 @@ class HealthChecker:
         """The worker process (fault-injection tests kill it)."""
         return os.getpid()
 
-    async def watched(self) -> dict[str, str]:
-        return {cid: w.health for cid, w in self.watches.items()}
-
     async def _run(self) -> None:
         while True:
             now = time.monotonic()

@@ -10,8 +10,11 @@ Responsibilities:
 * apply the HealthChecker's verdicts (restart / kill / leave);
 * report instances, capacity and events to the Scheduler.
 
-Blocking Docker calls run in threads (``asyncio.to_thread``); engine mutations take one lock so a
-converge and a restart never race on the same container.
+Every status change is a lifecycle ``move`` (``veo.core.lifecycle``), and what an engine event
+means is decided there too (``read_die``, ``read_adopt``, ``read_refused_start``); this class only
+carries the decisions out. Blocking Docker calls run in threads (``asyncio.to_thread``). Engine
+changes are serialised per unit (a group copy, or one instance), not per node: a slow create of
+one unit never delays the restart of another. One converge runs at a time.
 """
 
 from __future__ import annotations
@@ -21,22 +24,24 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
 
 import ray
 
 from actors.common import EventSink, Handles
+from veo.adapters.docker_api import DockerRuntime
 from veo.core.converge import identity, plan_converge
 from veo.core.errors import Conflict, EngineUnavailable, VeoError
-from veo.core.models import Event, EventKind, Health, Instance, InstanceStatus, OnUnhealthy, Settings
-from veo.core.reconcile import Assignment
-from veo.adapters.docker_api import DockerRuntime
-from veo.core.supervision import Death, Decision, Member
+from veo.core.lifecycle import (Act, InstanceRecord, move, read_adopt, read_die,
+                                read_refused_start)
+from veo.core.models import AgentReport, Event, EventKind, Health, InstanceStatus, OnUnhealthy, Settings
 from veo.core.names import (LABEL_CLUSTER, LABEL_INSTANCE, LABEL_MANAGED, LABEL_NODE, LABEL_SERVICE,
                             actor_name, docker_host_from)
+from veo.core.reconcile import Assignment
+from veo.core.supervision import Death, Decision, Member
 from veo.core.translate import create_kwargs
 
 log = logging.getLogger("veo.agent")
+S = InstanceStatus
 START_RETRIES = 2
 CREATE_PARALLELISM = 4
 
@@ -47,30 +52,6 @@ def _iso(time_nano: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanos:09d}Z"
 
 
-@dataclass
-class Inst:
-    """What this agent knows of one instance on its node."""
-
-    a: Assignment
-    status: InstanceStatus = InstanceStatus.starting
-    health: Health = Health.none
-    restarts: int = 0
-    container_id: str | None = None
-    started_at: str | None = None
-    started_mono: float = 0.0
-    exit_code: int | None = None
-    reason: str | None = None
-    start_errors: int = 0  # consecutive refused starts; reset by a successful start
-
-    def view(self, node: str) -> Instance:
-        return Instance(
-            service=self.a.service.name, instance=self.a.instance, group=self.a.service.group,
-            node=node, status=self.status, health=self.health, restarts=self.restarts,
-            generation=self.a.generation, container_id=self.container_id,
-            started_at=self.started_at, exit_code=self.exit_code, reason=self.reason,
-        )
-
-
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)
 class NodeAgent:
     def __init__(self, node: str, cluster: str, docker_host: str | None = None):
@@ -78,11 +59,12 @@ class NodeAgent:
         self.docker_host = docker_host or docker_host_from()
         self.runtime = DockerRuntime(self.docker_host)
         self.settings = Settings()
-        self.insts: dict[str, Inst] = {}
+        self.insts: dict[str, InstanceRecord] = {}
         self.known_services: set[str] = set()
         self.expected_stops: set[str] = set()  # container ids veo itself is stopping
         self.orphan_seen: dict[str, float] = {}
-        self.lock = asyncio.Lock()
+        self.converge_lock = asyncio.Lock()
+        self.unit_locks: dict[str, asyncio.Lock] = {}
         self.sink = EventSink()
         self.handles = Handles()
         self.synced = False
@@ -132,6 +114,9 @@ class NodeAgent:
         """The worker process (fault-injection tests kill it)."""
         return os.getpid()
 
+    def _lock(self, unit: str) -> asyncio.Lock:
+        return self.unit_locks.setdefault(unit, asyncio.Lock())
+
     # ---- scheduler-facing ----------------------------------------------------------------------
 
     async def converge(self, desired: list[Assignment], known_services: list[str],
@@ -141,7 +126,10 @@ class NodeAgent:
         # the cluster is named by the first apply, which may come after this agent was made
         self.settings, self.cluster = settings, cluster
         self.known_services = set(known_services) | set(removed_services)
-        async with self.lock:
+        async with self.converge_lock:
+            # restarts go on while the engine is listed: a record that moves meanwhile is not
+            # judged by this (stale) list
+            before = {k: (r, r.moves) for k, r in self.insts.items()}
             containers = await asyncio.to_thread(self._list)
             plan = plan_converge(desired, containers, self.known_services)
             self._forget_undesired({a.key for a in desired})
@@ -149,21 +137,29 @@ class NodeAgent:
                 await self._remove(c, "no longer desired on this node")
             await self._handle_orphans(plan.orphans)
             for a in desired:
-                inst = self.insts.get(a.key)
-                if inst is None or inst.a.generation != a.generation:
-                    inst = self.insts[a.key] = Inst(a)
-                inst.a = a
-                inst.restarts = max(inst.restarts, a.restarts)
-                if a.hold and inst.status not in (InstanceStatus.completed, InstanceStatus.failed):
-                    inst.status, inst.reason = InstanceStatus.failed, a.reason
-                if a.key in plan.adopt:
+                inst = self._record_for(a)
+                snap = before.get(a.key)
+                unchanged = snap is None or snap[0] is not inst or snap[1] == inst.moves
+                if a.key in plan.adopt and unchanged:
                     await self._adopt(inst, plan.adopt[a.key])
             await self._create_units(plan.create)
         self.synced = True
         # a restarted HealthChecker has forgotten its watches: hand it the full list each time
         watches = [self._watch_args(i) for i in self.insts.values()
-                   if i.status is InstanceStatus.running and i.a.service.healthcheck and i.container_id]
+                   if i.status is S.running and i.a.service.healthcheck and i.container_id]
         self._health().sync.remote(watches)
+
+    def _record_for(self, a: Assignment) -> InstanceRecord:
+        """This agent's record of ``a`` (new for a new generation), with what the Scheduler keeps:
+        the restart count and, for an ended instance, its outcome."""
+        inst = self.insts.get(a.key)
+        if inst is None or inst.a.generation != a.generation:
+            inst = self.insts[a.key] = InstanceRecord(a)
+        inst.a = a
+        inst.restarts = max(inst.restarts, a.restarts)
+        if a.outcome is not None and inst.status is S.pending:
+            move(inst, a.outcome, self.node, a.reason)  # re-learnt, not news: no event
+        return inst
 
     async def _create_units(self, create: list[Assignment]) -> None:
         """Create and start what is missing: units side by side (at most CREATE_PARALLELISM at
@@ -174,28 +170,28 @@ class NodeAgent:
             units.setdefault(a.unit, []).append(a)
         gate = asyncio.Semaphore(CREATE_PARALLELISM)
 
-        async def one(members: list[Assignment]) -> None:
-            async with gate:
+        async def one(unit: str, members: list[Assignment]) -> None:
+            async with gate, self._lock(unit):
                 for a in members:
-                    await self._create_and_start(self.insts[a.key])
+                    inst = self.insts.get(a.key)
+                    # pending: never made; running/exited: its container vanished (removed by
+                    # hand); anything else is on its way (starting, backoff) or ended
+                    if inst is not None and inst.status in (S.pending, S.running, S.exited):
+                        await self._create_and_start(inst)
 
-        await asyncio.gather(*(one(m) for m in units.values()))
+        await asyncio.gather(*(one(u, m) for u, m in units.items()))
 
-    async def report(self) -> dict:
+    async def report(self) -> AgentReport:
         self._ensure_started()
         info = await asyncio.to_thread(self.runtime.info)
-        return {
-            "node": self.node,
-            "docker_host": self.docker_host,
-            "cpus": info.cpus, "memory": info.memory, "disk": info.disk,
-            "instances": [i.view(self.node) for i in self.insts.values()],
-            "synced": self.synced,
-        }
+        return AgentReport(node=self.node, docker_host=self.docker_host, cpus=info.cpus,
+                           memory=info.memory, disk=info.disk, synced=self.synced,
+                           instances=[i.view(self.node) for i in self.insts.values()])
 
     async def restart_instance(self, key: str) -> None:
         """Explicit restart (API/UI): stop and start the one instance, counted, no policy."""
         inst = self._inst(key)
-        async with self.lock:
+        async with self._lock(inst.a.unit):
             if inst.container_id:
                 await self._stop(inst.container_id, inst.a.service.stop_grace_period)
             inst.restarts += 1
@@ -211,7 +207,7 @@ class NodeAgent:
     async def remove_all(self) -> int:
         """Remove every container of this cluster on this engine (``veo down``)."""
         self._ensure_started()
-        async with self.lock:
+        async with self.converge_lock:
             self.insts.clear()
             containers = await asyncio.to_thread(self._list)
             for c in containers:
@@ -220,7 +216,7 @@ class NodeAgent:
 
     async def stats(self, key: str) -> dict:
         inst = self._inst(key)
-        if not inst.container_id or inst.status is not InstanceStatus.running:
+        if not inst.container_id or inst.status is not S.running:
             raise Conflict(f"instance {key} is not running")
         return await asyncio.to_thread(self.runtime.stats, inst.container_id)
 
@@ -233,16 +229,15 @@ class NodeAgent:
         inst.health = Health(health)
         kind = {"healthy": EventKind.healthy, "unhealthy": EventKind.unhealthy}.get(health)
         if kind:
-            self._emit(kind, inst, reason=f"health check {health}")
+            self.sink.emit(inst.event(kind, self.node, f"health check {health}"))
         if action == OnUnhealthy.restart.value:
-            # a kill makes a death like any other; the policy then restarts (forced)
-            inst.reason = "unhealthy"
+            # a kill makes a death like any other; its handling then restarts it (forced)
+            inst.killed_unhealthy = True
             await asyncio.to_thread(self.runtime.kill, container_id)
         elif action == OnUnhealthy.kill.value:
-            async with self.lock:
+            async with self._lock(inst.a.unit):
                 await self._stop(container_id, inst.a.service.stop_grace_period)
-            inst.status, inst.reason = InstanceStatus.failed, "killed: health check unhealthy"
-            self._emit(EventKind.killed, inst, reason=inst.reason)
+                self._move(inst, S.failed, "killed: health check unhealthy", kind=EventKind.killed)
             self._health().unwatch.remote(container_id)
 
     # ---- engine events ---------------------------------------------------------------------------
@@ -252,9 +247,10 @@ class NodeAgent:
         if marker == "connected" and self.synced:
             await self._recheck()  # the stream had a gap: deaths in it show up as exited containers
             return
-        if marker == "dead":
-            if ev["key"] in self.insts:
-                await self._on_death(self.insts[ev["key"]], ev["exit_code"], 0.0)
+        if marker == "dead":  # found dead on adopt (queued: the converge held locks then)
+            inst = self.insts.get(ev["key"])
+            if inst is not None and inst.moves == ev["moves"]:  # nothing happened to it since
+                await self._on_death(inst, ev["exit_code"], 0.0)
             return
         if marker:
             return
@@ -269,165 +265,158 @@ class NodeAgent:
             return
         if ev.get("Action") != "die":
             return
-        if cid in self.expected_stops:
-            self.expected_stops.discard(cid)
-            return
+        expected = cid in self.expected_stops
+        self.expected_stops.discard(cid)
         inst = self._inst_by_container(cid)
-        if inst is None or inst.status not in (InstanceStatus.running, InstanceStatus.starting):
-            return
-        exit_code = int(attrs.get("exitCode", -1))
-        await self._on_death(inst, exit_code, time.monotonic() - inst.started_mono)
+        if read_die(inst, expected_stop=expected) is Act.death:
+            exit_code = int(attrs.get("exitCode", -1))
+            await self._on_death(inst, exit_code, time.monotonic() - inst.started_mono)
 
     async def _recheck(self) -> None:
         containers = {c.id: c for c in await asyncio.to_thread(self._list)}
         for inst in list(self.insts.values()):
             c = containers.get(inst.container_id or "")
-            if c is not None and not c.running and inst.status is InstanceStatus.running:
+            if c is not None and not c.running and inst.status is S.running:
                 await self._on_death(inst, c.exit_code if c.exit_code is not None else -1, 0.0)
 
-    async def _on_death(self, inst: Inst, exit_code: int, ran_for: float) -> None:
+    async def _on_death(self, inst: InstanceRecord, exit_code: int, ran_for: float) -> None:
         a = inst.a
-        inst.status, inst.exit_code = InstanceStatus.exited, exit_code
-        forced = inst.reason == "unhealthy"
+        forced = inst.killed_unhealthy
         reason = "unhealthy" if forced else f"exited with code {exit_code}"
-        self._emit(EventKind.exited, inst, reason=reason, exit_code=exit_code)
+        self._move(inst, S.exited, reason, exit_code=exit_code)
         self._health().unwatch.remote(inst.container_id)
         live = [self.insts[k] for k in a.members if k in self.insts
-                and self.insts[k].status not in (InstanceStatus.completed, InstanceStatus.failed)]
+                and self.insts[k].status not in (S.completed, S.failed)]
         members = [Member.of(i.a.service, i.a.instance) for i in live]
         death = Death(a.key, exit_code, ran_for=ran_for, reason=reason if forced else "",
                       force_restart=forced)
         decision = await self._supervisor().on_death.remote(
             a.unit, members, a.policy, death, self.settings, {i.a.key: i.restarts for i in live})
         inst.reason = decision.reason
-        await self._execute(decision)
+        await self._execute(a.unit, decision)
 
-    async def _execute(self, d: Decision) -> None:
+    async def _execute(self, unit: str, d: Decision) -> None:
         for key in d.completed:
-            self._end(key, InstanceStatus.completed, EventKind.completed, "exited with code 0")
-        async with self.lock:
+            self._end(key, S.completed, "exited with code 0")
+        async with self._lock(unit):
             for key in d.stop:
                 inst = self.insts.get(key)
-                if inst and inst.container_id and inst.status is InstanceStatus.running:
+                if inst and inst.container_id and inst.status is S.running:
                     await self._stop(inst.container_id, inst.a.service.stop_grace_period)
-                    inst.status = InstanceStatus.exited
+                    move(inst, S.exited, self.node)  # stopped for the policy: not a death to report
         for key, reason in d.failed.items():
-            self._end(key, InstanceStatus.failed, EventKind.failed, reason)
+            self._end(key, S.failed, reason)
         if d.restart:
             for key in d.restart:
-                if key in self.insts:
-                    self.insts[key].status = InstanceStatus.backoff
-            asyncio.get_running_loop().create_task(self._restart_later(d.restart, d.delay))
+                inst = self.insts.get(key)
+                if inst is not None and inst.status is S.exited:
+                    move(inst, S.backoff, self.node)
+            asyncio.get_running_loop().create_task(self._restart_later(unit, d.restart, d.delay))
 
-    async def _restart_later(self, keys: list[str], delay: float) -> None:
-        await asyncio.sleep(delay)
-        async with self.lock:
+    async def _restart_later(self, unit: str, keys: list[str], delay: float) -> None:
+        if delay > 0:
+            await asyncio.sleep(delay)
+        async with self._lock(unit):
             for key in keys:
                 inst = self.insts.get(key)
-                if inst is None or inst.status is not InstanceStatus.backoff:
+                if inst is None or inst.status is not S.backoff:
                     continue  # removed, moved or ended meanwhile
                 inst.restarts += 1
                 await self._start(inst, restarted=True)
 
-    def _end(self, key: str, status: InstanceStatus, kind: EventKind, reason: str) -> None:
+    def _end(self, key: str, status: InstanceStatus, reason: str) -> None:
         inst = self.insts.get(key)
-        if inst is None:
-            return
-        inst.status, inst.reason = status, reason
-        self._emit(kind, inst, reason=reason)
+        if inst is not None and inst.status is not status:
+            self._move(inst, status, reason)
 
-    # ---- engine actions (callers hold the lock) --------------------------------------------------
+    # ---- engine actions (callers hold the unit's lock) -------------------------------------------
 
-    async def _create_and_start(self, inst: Inst) -> None:
+    async def _create_and_start(self, inst: InstanceRecord) -> None:
         try:
             await self._create(inst)
         except EngineUnavailable as e:
             inst.reason = str(e)  # no container yet: the next converge creates it again
             return
         except VeoError as e:
-            self._fail(inst, str(e))
+            self._move(inst, S.failed, str(e))
             return
         await self._start(inst, restarted=False, fresh=True)
 
-    async def _start(self, inst: Inst, *, restarted: bool, fresh: bool = False) -> None:
+    async def _start(self, inst: InstanceRecord, *, restarted: bool, fresh: bool = False) -> None:
         """Start the instance's container (re-creating it if it is gone). ``fresh``: it was just
         created, so skip the look-up that finds a vanished container."""
-        inst.status, inst.exit_code = InstanceStatus.starting, None
+        move(inst, S.starting, self.node)
         try:
-            state = True if fresh else (
-                await asyncio.to_thread(self.runtime.inspect, inst.container_id)
-                if inst.container_id else None)
-            if state is None:  # gone (auto_remove, removed by hand): make it again, same name
-                await self._create(inst)
-                await asyncio.to_thread(self.runtime.start, inst.container_id)
-                state = await asyncio.to_thread(self.runtime.inspect, inst.container_id)
+            state = await self._start_container(inst, fresh)
+        except (EngineUnavailable, VeoError) as e:
+            unavailable = isinstance(e, EngineUnavailable)
+            if not unavailable:
+                inst.start_errors += 1
+            act, delay = read_refused_start(inst.start_errors, START_RETRIES, unavailable=unavailable)
+            if act is Act.retry:
+                self._start_later(inst, restarted, delay, str(e))
             else:
-                await asyncio.to_thread(self.runtime.start, inst.container_id)
-                # a fresh container's start time comes with the engine's start event; a death
-                # right after the start comes as a die event either way
-                state = None if fresh else await asyncio.to_thread(self.runtime.inspect,
-                                                                   inst.container_id)
-        except EngineUnavailable as e:
-            # temporary (the engine is down, restarting or frozen): try again until it answers
-            self._start_later(inst, restarted, 1.0, str(e))
-            return
-        except VeoError as e:
-            # an engine shutting down also refuses starts (libnetwork store closed...), so a
-            # refusal is retried twice before it counts as the engine's final word
-            inst.start_errors += 1
-            if inst.start_errors <= START_RETRIES:
-                self._start_later(inst, restarted, float(inst.start_errors), str(e))
-            else:
-                self._fail(inst, str(e))
+                self._move(inst, S.failed, str(e))
             return
         inst.start_errors = 0
-        if inst.status is not InstanceStatus.starting:
+        if inst.status is not S.starting:
             return  # its death was handled while we waited for the engine
         inst.started_mono = time.monotonic()
         if state is not None:
             inst.started_at = state.started_at
-        if state is not None and not state.running:
-            # it already died again: the event stream will report the death
-            return
-        inst.status, inst.health = InstanceStatus.running, Health.none
-        if inst.reason == "unhealthy":
-            inst.reason = None
-        self._emit(EventKind.restarted if restarted else EventKind.started, inst)
+            if not state.running:
+                return  # it already died again: the event stream reports the death
+        inst.health, inst.killed_unhealthy = Health.none, False
+        self._move(inst, S.running, kind=EventKind.restarted if restarted else EventKind.started)
         self._watch_health(inst)
 
-    async def _create(self, inst: Inst) -> None:
+    async def _start_container(self, inst: InstanceRecord, fresh: bool):
+        """The engine calls of a start; returns the container's state after it (None for a fresh
+        container: its start time comes with the engine's start event, a death as a die event)."""
+        state = True if fresh else (
+            await asyncio.to_thread(self.runtime.inspect, inst.container_id)
+            if inst.container_id else None)
+        if state is None:  # gone (auto_remove, removed by hand): make it again, same name
+            await self._create(inst)
+            await asyncio.to_thread(self.runtime.start, inst.container_id)
+            return await asyncio.to_thread(self.runtime.inspect, inst.container_id)
+        await asyncio.to_thread(self.runtime.start, inst.container_id)
+        return None if fresh else await asyncio.to_thread(self.runtime.inspect, inst.container_id)
+
+    async def _create(self, inst: InstanceRecord) -> None:
         """Create the instance's container (idempotent: a retried create finds its own)."""
         a = inst.a
         kwargs = create_kwargs(a.service, cluster=self.cluster, instance=a.instance,
                                generation=a.generation, node=self.node)
         inst.container_id = await asyncio.to_thread(self.runtime.create, kwargs)
 
-    def _start_later(self, inst: Inst, restarted: bool, delay: float, reason: str) -> None:
-        inst.status, inst.reason = InstanceStatus.backoff, reason
+    def _start_later(self, inst: InstanceRecord, restarted: bool, delay: float, reason: str) -> None:
+        move(inst, S.backoff, self.node, reason)
 
         async def later() -> None:
             await asyncio.sleep(delay)
-            async with self.lock:
-                if self.insts.get(inst.a.key) is inst and inst.status is InstanceStatus.backoff:
+            async with self._lock(inst.a.unit):
+                if self.insts.get(inst.key) is inst and inst.status is S.backoff:
                     await self._start(inst, restarted=restarted)
 
         asyncio.get_running_loop().create_task(later())
 
-    async def _adopt(self, inst: Inst, c) -> None:
+    async def _adopt(self, inst: InstanceRecord, c) -> None:
         inst.container_id = c.id
-        if inst.status in (InstanceStatus.completed, InstanceStatus.failed, InstanceStatus.backoff):
-            return
-        if c.running:
-            if inst.status is not InstanceStatus.running:
-                inst.status, inst.started_at = InstanceStatus.running, c.started_at
-                inst.started_mono = time.monotonic()
-                self._watch_health(inst)
-        elif c.status == "created":
-            await self._start(inst, restarted=False)
-        elif inst.status in (InstanceStatus.running, InstanceStatus.starting):
-            # it died while nobody watched (agent restarted, stream gap): handle it after the lock
-            inst.status = InstanceStatus.running
-            self.queue.put_nowait({"veo": "dead", "key": inst.a.key,
+        act = read_adopt(inst, c.running, c.status)
+        if act is Act.adopt_running:
+            inst.started_at, inst.started_mono = c.started_at, time.monotonic()
+            move(inst, S.running, self.node)  # it was running all along: not news
+            self._watch_health(inst)
+        elif act is Act.start:
+            moves = inst.moves
+            async with self._lock(inst.a.unit):
+                if inst.moves == moves:
+                    await self._start(inst, restarted=False)
+        elif act is Act.death:
+            # it died while nobody watched (agent restarted, stream gap): handled as a death,
+            # after this converge (the policy's restarts take locks the converge holds)
+            self.queue.put_nowait({"veo": "dead", "key": inst.key, "moves": inst.moves,
                                    "exit_code": c.exit_code if c.exit_code is not None else -1})
 
     async def _stop(self, cid: str, timeout: float) -> None:
@@ -458,10 +447,6 @@ class NodeAgent:
         for key in [k for k in self.insts if k not in keys]:
             del self.insts[key]
 
-    def _fail(self, inst: Inst, reason: str) -> None:
-        inst.status, inst.reason = InstanceStatus.failed, reason
-        self._emit(EventKind.failed, inst, reason=reason)
-
     def _list(self) -> list:
         # several simulated nodes may share one engine: each agent minds its own node's containers
         return self.runtime.list(labels={LABEL_MANAGED: "true", LABEL_CLUSTER: self.cluster,
@@ -469,31 +454,30 @@ class NodeAgent:
 
     # ---- helpers ---------------------------------------------------------------------------------
 
-    def _inst(self, key: str) -> Inst:
+    def _move(self, inst: InstanceRecord, status: InstanceStatus, reason: str | None = None, *,
+              kind: EventKind | None = None, exit_code: int | None = None) -> None:
+        """A lifecycle move that is news: its event goes to the Scheduler."""
+        ev = move(inst, status, self.node, reason, kind=kind, exit_code=exit_code)
+        if ev is not None:
+            self.sink.emit(ev)
+
+    def _inst(self, key: str) -> InstanceRecord:
         inst = self.insts.get(key)
         if inst is None:
             raise VeoError(f"instance {key} does not run on node {self.node}")
         return inst
 
-    def _inst_by_container(self, cid: str) -> Inst | None:
+    def _inst_by_container(self, cid: str) -> InstanceRecord | None:
         return next((i for i in self.insts.values() if i.container_id == cid), None)
 
-    def _watch_health(self, inst: Inst) -> None:
+    def _watch_health(self, inst: InstanceRecord) -> None:
         if inst.a.service.healthcheck is not None and inst.container_id:
             self._health().watch.remote(*self._watch_args(inst))
 
     @staticmethod
-    def _watch_args(inst: Inst) -> tuple[str, str, float, str]:
+    def _watch_args(inst: InstanceRecord) -> tuple[str, str, float, str]:
         hc = inst.a.service.healthcheck
-        return inst.a.key, inst.container_id, hc.interval, inst.a.service.on_unhealthy.value
-
-    def _emit(self, kind: EventKind, inst: Inst, reason: str | None = None,
-              exit_code: int | None = None) -> None:
-        self.sink.emit(Event(
-            kind=kind, service=inst.a.service.name, instance=inst.a.instance,
-            group=inst.a.service.group, container_id=inst.container_id, node=self.node,
-            reason=reason, generation=inst.a.generation, exit_code=exit_code,
-            restarts=inst.restarts))
+        return inst.key, inst.container_id, hc.interval, inst.a.service.on_unhealthy.value
 
     def _supervisor(self):
         return self.handles.get(actor_name("supervisor", self.node))

@@ -155,7 +155,10 @@ class Cluster:
         deadline = time.monotonic() + timeout
         while True:
             instances = self.containers(service)
-            if instances and predicate(instances) and self._nodes_reported():
+            # no instances is settled only for a cluster with no services (bootstrapped empty):
+            # otherwise they are not planned yet
+            some = bool(instances) or (service is None and not self.services())
+            if some and predicate(instances) and self._nodes_reported():
                 return instances
             if time.monotonic() > deadline:
                 states = ", ".join(f"{i.service}#{i.instance}={i.status.value}" for i in instances)

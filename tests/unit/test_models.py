@@ -10,6 +10,7 @@ import pydantic
 import pytest
 
 from veo.core.models import (
+    group_policy_of,
     ClusterSpec,
     GroupPolicy,
     GroupRole,
@@ -128,7 +129,7 @@ def test_service_defaults() -> None:
     assert s.restart_count is None and s.instances == 1
     assert (s.cpus, s.memory, s.disk) == (None, None, None)
     assert s.stop_grace_period == 10.0
-    assert s.group is None and s.effective_policy is GroupPolicy.one_for_one
+    assert s.group is None and group_policy_of([s]) is GroupPolicy.one_for_one
     assert s.healthcheck is None and s.on_unhealthy is OnUnhealthy.restart
     assert s.privileged is False and s.auto_remove is False
 

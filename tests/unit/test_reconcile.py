@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from veo.core.converge import plan_converge
-from veo.core.models import Service
+from veo.core.models import InstanceStatus, Service
 from veo.core.placement import NodeState
 from veo.core.reconcile import assignments_for, reconcile
 
@@ -103,21 +103,21 @@ def test_drain_moves_everything_or_one_unit_at_a_time():
 def test_ended_instances_hold_no_resources():
     big = [svc("a", memory="3g"), svc("b", memory="3g")]
     first = run(big[:1], nodes("uno"))
-    ended = {k: replace(s, outcome="completed") for k, s in first.slots.items()}
+    ended = {k: replace(s, outcome=InstanceStatus.completed) for k, s in first.slots.items()}
     assert "b#0" in run(big, nodes("uno"), first.slots).pending
     assert run(big, nodes("uno"), ended).slots["b#0"].node == "uno"
 
 
-def test_assignments_carry_members_in_declared_order_and_holds():
+def test_assignments_carry_members_in_declared_order_and_outcomes():
     services = {s.name: s for s in [svc("s", group="g"), svc("m", group="g", group_role="master",
                                                                group_policy="master_kills_all")]}
     r = reconcile(services, nodes("uno"), {})
-    slots = {**r.slots, "s#0": replace(r.slots["s#0"], outcome="failed", reason="boom")}
+    slots = {**r.slots, "s#0": replace(r.slots["s#0"], outcome=InstanceStatus.failed, reason="boom")}
     out = assignments_for("uno", slots, services, r.unit_members, {"m#0": 4})
     assert [a.key for a in out] == ["m#0", "s#0"]  # master first
     assert out[0].members == ("m#0", "s#0") and out[0].policy.value == "master_kills_all"
-    assert out[0].restarts == 4 and not out[0].hold
-    assert out[1].hold and out[1].reason == "boom"
+    assert out[0].restarts == 4 and out[0].outcome is None
+    assert out[1].outcome is InstanceStatus.failed and out[1].reason == "boom"
     assert assignments_for("dos", slots, services, r.unit_members) == []
 
 
@@ -136,7 +136,7 @@ def veo_c(cid, service, instance, gen):
 def test_converge_plan_adopts_creates_removes_and_finds_orphans():
     services = {"a": svc("a", instances=3), "b": svc("b")}
     r = reconcile(services, nodes("uno"), {})
-    slots = {**r.slots, "a#2": replace(r.slots["a#2"], generation=2, outcome="failed")}
+    slots = {**r.slots, "a#2": replace(r.slots["a#2"], generation=2, outcome=InstanceStatus.failed)}
     desired = assignments_for("uno", slots, services, r.unit_members)
     containers = [
         veo_c("c0", "a", 0, 1),          # adopt

@@ -17,7 +17,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from veo.core.models import Service
+# the persisted form of services belongs to the desired state
+from veo.core.desired import dump_service, load_service  # noqa: F401
 
 
 class MemoryStore:
@@ -74,16 +75,6 @@ class SqliteStore(MemoryStore):
     def close(self) -> None:
         with self._lock:
             self._db.close()
-
-
-def dump_service(svc: Service) -> dict:
-    """Only the fields the user set: defaults re-read as 'set' would trip the cross-field rules."""
-    return svc.model_dump(mode="json", exclude_unset=True)
-
-
-def load_service(data: dict) -> Service:
-    """Validated when it was applied; reloading must not fail on a rule tightened since."""
-    return Service.model_validate(data, context={"defer_rules": True})
 
 
 def open_store(path: str | Path | None) -> MemoryStore:

@@ -16,8 +16,9 @@ from rich.live import Live
 from rich.table import Table
 
 from veo.cli.common import err, out, veo_errors
-from veo.core.errors import NotConnected
-from veo.core.models import Event, Instance, NodeView
+from veo.core.errors import NotConnected, VeoError
+from veo.core.models import Event, Instance, InstanceStatus, NodeView
+from veo.core.names import instance_key
 from veo.core.units import format_size
 
 PS_FIELDS = ("service", "instance", "group", "node", "status", "health", "restarts",
@@ -107,6 +108,11 @@ def register(app: typer.Typer) -> None:
             out.print(ps_table(instances))
             if watch:
                 _watch(cluster)
+            failed = [i for i in instances if i.status is InstanceStatus.failed]
+            if failed:  # the deploy did not do what was asked: say which, exit non-zero
+                raise VeoError("failed: " + "; ".join(
+                    f"{instance_key(i.service, i.instance)}: {i.reason or 'no reason given'}"
+                    for i in failed))
 
     @app.command()
     def ps(address: Address = None, as_json: AsJson = False,

@@ -63,5 +63,5 @@ def plan_converge(
             plan.remove.append(c)
         else:
             plan.orphans.append(c)
-    plan.create = [a for a in wanted.values() if a.key not in plan.adopt and not a.hold]
+    plan.create = [a for a in wanted.values() if a.key not in plan.adopt and a.outcome is None]
     return plan

@@ -415,10 +415,6 @@ class Service(Strict):
 
     # ---- derived ---------------------------------------------------------------------------------
 
-    @property
-    def effective_policy(self) -> GroupPolicy:
-        return self.group_policy or GroupPolicy.one_for_one
-
     def spec_hash(self) -> str:
         """A short stable hash of everything that shapes the container (not placement-only fields)."""
         import hashlib
@@ -639,4 +635,5 @@ from veo.core.records import (  # noqa: E402,F401
     Instance,
     InstanceStatus,
     NodeView,
+    AgentReport,
 )

@@ -16,7 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Collection, Mapping
 
-from veo.core.models import GroupPolicy, Service, group_policy_of
+from veo.core.models import GroupPolicy, InstanceStatus, Service, group_policy_of
 from veo.core.placement import NodeState, Unit, place, units_for
 from veo.core.names import instance_key, service_of
 
@@ -32,15 +32,25 @@ class Slot:
     node: str
     generation: int
     spec_hash: str
-    outcome: str | None = None  # "completed" / "failed": the instance ended; do not start it again
+    # completed / failed: the instance ended (a terminal lifecycle status); do not start it again
+    outcome: InstanceStatus | None = None
     reason: str | None = None
 
+    def __post_init__(self) -> None:
+        # persisted slots spell the outcome as its value
+        if self.outcome is not None and not isinstance(self.outcome, InstanceStatus):
+            object.__setattr__(self, "outcome", InstanceStatus(self.outcome))
+
     def to_json(self) -> dict:
-        return self.__dict__.copy()
+        return {**self.__dict__, "outcome": self.outcome.value if self.outcome else None}
 
     @classmethod
     def from_json(cls, d: dict) -> Slot:
         return cls(**d)
+
+    def ended(self, outcome: InstanceStatus | None, reason: str | None = None) -> Slot:
+        """This slot with ``outcome`` (None: running again)."""
+        return replace(self, outcome=outcome, reason=reason if outcome else None)
 
 
 @dataclass(frozen=True)
@@ -54,7 +64,9 @@ class Assignment:
     generation: int
     members: tuple[str, ...]  # instance keys of the unit, declared order (master first)
     policy: GroupPolicy
-    hold: bool = False  # ended (completed/failed): keep its container, do not start it
+    # completed / failed: it ended; keep its container, do not start it (a restarted agent
+    # re-learns the outcome from here)
+    outcome: InstanceStatus | None = None
     restarts: int = 0  # persisted count, so a restarted agent does not count from zero
     reason: str | None = None  # why it ended, when it did
 
@@ -160,7 +172,7 @@ def reconcile(
             continue
         result.placed[unit.key] = node
         for key in keys:
-            svc, _, _ = key.rpartition("#")
+            svc = service_of(key)
             old = slots.get(key)
             gen = 1 if old is None else old.generation + 1
             kept[key] = Slot(key, svc, instance, unit.key, node, gen, hashes[svc])
@@ -213,13 +225,12 @@ def assignments_for(
         if s.node != node or s.service not in services:
             continue
         members = unit_members.get(s.unit, (s.key,))
-        member_services = [services[k.rpartition("#")[0]] for k in members
-                           if k.rpartition("#")[0] in services]
+        member_services = [services[service_of(k)] for k in members if service_of(k) in services]
         out.append(
             Assignment(
                 key=s.key, unit=s.unit, service=services[s.service], instance=s.instance,
                 generation=s.generation, members=members,
-                policy=group_policy_of(member_services), hold=s.outcome is not None,
+                policy=group_policy_of(member_services), outcome=s.outcome,
                 restarts=(restarts or {}).get(s.key, 0), reason=s.reason,
             )
         )

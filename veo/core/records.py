@@ -46,6 +46,18 @@ class Instance(BaseModel):
     reason: str | None = None
 
 
+class AgentReport(BaseModel):
+    """What a NodeAgent tells the Scheduler each step: its engine's capacity and its instances."""
+
+    node: str
+    docker_host: str
+    cpus: float = 0.0
+    memory: int = 0
+    disk: int = 0
+    instances: list[Instance] = Field(default_factory=list)
+    synced: bool = False  # it has converged at least once since it started
+
+
 class NodeView(BaseModel):
     """A node as the scheduler sees it: capacity, allocation, liveness."""
 
@@ -98,3 +110,5 @@ class Event(BaseModel):
     generation: int | None = None
     exit_code: int | None = None
     restarts: int | None = None
+    # the lifecycle status this event moved the instance to (veo.core.lifecycle.move), if any
+    status: InstanceStatus | None = None

@@ -9,9 +9,6 @@ A unit test keeps the two lists and the model in step, so a new field cannot be 
 from __future__ import annotations
 
 import math
-import re
-
-from docker.types import Mount, Ulimit
 
 from veo.core.errors import SpecError, SpecProblem
 from veo.core.models import Port, Service
@@ -214,7 +211,7 @@ def _resources(svc: Service, problems: list[SpecProblem]) -> dict:
                 )
             )
         else:
-            ulimits.append(Ulimit(name=name, soft=lim.soft, hard=lim.hard))
+            ulimits.append({"Name": name, "Soft": lim.soft, "Hard": lim.hard})  # docker.types.Ulimit's shape
     if ulimits:
         kw["ulimits"] = ulimits
     return kw
@@ -232,7 +229,9 @@ def _mounts(svc: Service, problems: list[SpecProblem]) -> dict:
                 )
             )
             continue
-        mounts.append(Mount(vol.target, vol.source, type=vol.type, read_only=vol.read_only))
+        # docker.types.Mount's shape, as plain data: this module stays free of the docker package
+        mounts.append({"Target": vol.target, "Source": vol.source, "Type": vol.type,
+                       "ReadOnly": vol.read_only})
     return {"mounts": mounts} if mounts else {}
 
 

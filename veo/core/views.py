@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-from veo.core.models import Instance, InstanceStatus
+from veo.core.models import AgentReport, Instance, InstanceStatus, Node
+from veo.core.names import instance_key, split_key
 from veo.core.placement import NodeState
 from veo.core.reconcile import Slot
 
@@ -22,18 +23,18 @@ class NodeRec:
     alive: bool = False
     role: str | None = None
     host: str | None = None
-    report: dict | None = None  # the agent's last report
+    report: AgentReport | None = None  # the agent's last report
 
 
-def node_state(name: str, rec: NodeRec | None, expected: dict | None, cordoned: bool) -> NodeState:
+def node_state(name: str, rec: NodeRec | None, expected: Node | None, cordoned: bool) -> NodeState:
     """Placement's view of a node: cluster.yml's overrides win over what the engine reports."""
     report = rec.report if rec else None
-    exp = expected or {}
+    exp = expected.model_dump() if expected else {}
 
     def pick(field: str, default):
         if exp.get(field) is not None:
             return exp[field]
-        return report.get(field, default) if report else default
+        return getattr(report, field) if report else default
 
     return NodeState(
         name=name,
@@ -58,16 +59,16 @@ def instance_views(
     reported: dict[str, Instance] = {}
     for rec in nodes.values():
         if rec.alive and rec.report:
-            for inst in rec.report.get("instances", []):
-                reported[f"{inst.service}#{inst.instance}"] = inst
+            for inst in rec.report.instances:
+                reported[instance_key(inst.service, inst.instance)] = inst
     out: list[Instance] = []
     for key, s in slots.items():
         out.append(_slot_view(key, s, nodes.get(s.node), reported.get(key), pending, restarts))
     for unit, reason in pending.items():
         for key in unit_members.get(unit, ()):
             if key not in slots:
-                svc, _, n = key.rpartition("#")
-                out.append(Instance(service=svc, instance=int(n), status=InstanceStatus.pending,
+                svc, n = split_key(key)
+                out.append(Instance(service=svc, instance=n, status=InstanceStatus.pending,
                                     reason=reason, restarts=restarts.get(key, 0)))
     out.sort(key=lambda i: (i.service, i.instance))
     return out
@@ -80,8 +81,5 @@ def _slot_view(key, s: Slot, rec, inst, pending, restarts) -> Instance:
         reason = pending.get(s.unit) or "waiting for the node to come back"
         return Instance(**base, status=InstanceStatus.pending, reason=f"node {s.node} is lost; {reason}")
     if inst is None or inst.generation != s.generation:
-        status = InstanceStatus.failed if s.outcome == "failed" else InstanceStatus.starting
-        if s.outcome == "completed":
-            status = InstanceStatus.completed
-        return Instance(**base, status=status, reason=s.reason)
+        return Instance(**base, status=s.outcome or InstanceStatus.starting, reason=s.reason)
     return inst.model_copy(update={"restarts": max(inst.restarts, restarts.get(key, 0))})

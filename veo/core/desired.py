@@ -1,0 +1,270 @@
+"""The Scheduler's desired state as one value, with the pure operations on it. No I/O but the
+store it is given.
+
+``DesiredState`` holds everything the cluster has been told (services, settings, policy, expected
+nodes) and everything the Scheduler decided (slots: instance -> node + generation, terminal
+outcomes, restart counts, cordons and drains). ``load(store)`` reads it back after a restart;
+``save(store)`` writes what changed since the last save in one transaction, so the state is
+written before anything acts on it and a crash between the two repeats the same plan.
+
+The operations here are the decisions the Scheduler actor used to make inline: what an apply
+changes, what an agent's event means for the slots (``fold``), whether a drain can succeed, the
+next plan, which pending reasons are news. The actor keeps the loop, Ray membership, the calls to
+agents and the event buffer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Protocol
+
+from veo.core.errors import Conflict, NotFound
+from veo.core.lifecycle import TERMINAL
+from veo.core.models import ClusterSpec, Event, EventKind, InstanceStatus, Node, Service, Settings
+from veo.core.models import Policy
+from veo.core.names import instance_key, service_of, split_key
+from veo.core.placement import NodeState
+from veo.core.policy import enforce
+from veo.core.reconcile import Result, Slot, reconcile
+
+# the parts of the state, each one key of the store
+_PARTS = ("cluster", "services", "settings", "policy", "nodes", "removed", "cordoned", "draining",
+          "restarts", "slots", "event_index")
+
+
+class Store(Protocol):
+    def get(self, key: str, default: Any = None) -> Any: ...
+    def put_many(self, items: dict[str, Any]) -> None: ...
+
+
+def dump_service(svc: Service) -> dict:
+    """Only the fields the user set: defaults re-read as 'set' would trip the cross-field rules."""
+    return svc.model_dump(mode="json", exclude_unset=True)
+
+
+def load_service(data: dict) -> Service:
+    """Validated when it was applied; reloading must not fail on a rule tightened since."""
+    return Service.model_validate(data, context={"defer_rules": True})
+
+
+@dataclass
+class DesiredState:
+    cluster: str = "veo"
+    services: dict[str, Service] = field(default_factory=dict)
+    settings: Settings = field(default_factory=Settings)
+    policy: Policy = field(default_factory=Policy)
+    expected: dict[str, Node] = field(default_factory=dict)  # nodes named in cluster.yml
+    slots: dict[str, Slot] = field(default_factory=dict)
+    removed: set[str] = field(default_factory=set)  # services removed: their containers go
+    cordoned: set[str] = field(default_factory=set)
+    draining: set[str] = field(default_factory=set)
+    restarts: dict[str, int] = field(default_factory=dict)  # instance key -> restarts so far
+    event_index: int = 0  # the last event index handed out: indexes stay monotonic
+    _dirty: set[str] = field(default_factory=set, repr=False, compare=False)
+
+    # ---- persistence ---------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, store: Store) -> DesiredState:
+        return cls(
+            cluster=store.get("cluster", "veo"),
+            services={n: load_service(d) for n, d in store.get("services", {}).items()},
+            settings=Settings.model_validate(store.get("settings", {})),
+            policy=Policy.model_validate(store.get("policy", {})),
+            expected={d["name"]: Node.model_validate(d) for d in store.get("nodes", [])},
+            slots={k: Slot.from_json(v) for k, v in store.get("slots", {}).items()},
+            removed=set(store.get("removed", [])),
+            cordoned=set(store.get("cordoned", [])),
+            draining=set(store.get("draining", [])),
+            restarts=dict(store.get("restarts", {})),
+            event_index=store.get("event_index", 0),
+        )
+
+    def touch(self, *parts: str) -> None:
+        """Mark parts changed; the next ``save`` writes them."""
+        self._dirty.update(parts)
+
+    def save(self, store: Store) -> None:
+        """Write every part changed since the last save, in one transaction."""
+        if not self._dirty:
+            return
+        store.put_many({part: self._dump(part) for part in _PARTS if part in self._dirty})
+        self._dirty.clear()
+
+    def _dump(self, part: str) -> Any:
+        if part == "services":
+            return {n: dump_service(s) for n, s in self.services.items()}
+        if part in ("settings", "policy"):
+            return getattr(self, part).model_dump(mode="json")
+        if part == "nodes":
+            return [n.model_dump(mode="json") for n in self.expected.values()]
+        if part == "slots":
+            return {k: s.to_json() for k, s in self.slots.items()}
+        value = getattr(self, part)
+        return sorted(value) if isinstance(value, set) else value
+
+    # ---- what the cluster is told --------------------------------------------------------------
+
+    def spec(self) -> ClusterSpec:
+        return ClusterSpec.model_construct(
+            name=self.cluster, services=dict(self.services), settings=self.settings,
+            policy=self.policy, nodes=list(self.expected.values()))
+
+    def apply(self, spec: ClusterSpec) -> dict[str, list[str]]:
+        """Make the services exactly those of ``spec``; returns what changed, by kind."""
+        if spec.name != self.cluster and self.services:
+            raise Conflict(f"this veo cluster is named {self.cluster!r}; the spec says {spec.name!r}")
+        # the same rule as the loader's, for specs that never went through a file (API, Python)
+        enforce(spec.services, spec.policy)
+        changes: dict[str, list[str]] = {"added": [], "changed": [], "removed": [], "unchanged": []}
+        for name, svc in spec.services.items():
+            old = self.services.get(name)
+            kind = "added" if old is None else "unchanged" if old == svc else "changed"
+            changes[kind].append(name)
+        changes["removed"] = sorted(set(self.services) - set(spec.services))
+        self.cluster = spec.name
+        self.services = dict(spec.services)
+        self.settings, self.policy = spec.settings, spec.policy
+        self.expected = {n.name: n for n in spec.nodes}
+        self.removed = (self.removed | set(changes["removed"])) - set(self.services)
+        self._forget_counts(changes["removed"])
+        self.touch("cluster", "services", "settings", "policy", "nodes", "removed")
+        return changes
+
+    def add_service(self, svc: Service) -> None:
+        enforce([svc], self.policy)
+        # validate the cluster-wide rules (groups) with the new member in place
+        ClusterSpec(name=self.cluster, nodes=list(self.expected.values()),
+                    services={**self.services, svc.name: svc}, settings=self.settings)
+        self.services[svc.name] = svc
+        self.removed.discard(svc.name)
+        self.touch("services", "removed")
+
+    def remove_service(self, name: str) -> None:
+        if name not in self.services:
+            raise NotFound(f"no service named {name!r}")
+        del self.services[name]
+        self.removed.add(name)
+        self._forget_counts([name])
+        self.touch("services", "removed")
+
+    def _forget_counts(self, services: Iterable[str]) -> None:
+        """A removed service's restart counts go with it: a new service of the same name starts
+        from zero."""
+        gone = set(services)
+        if gone and any(service_of(k) in gone for k in self.restarts):
+            self.restarts = {k: n for k, n in self.restarts.items() if service_of(k) not in gone}
+            self.touch("restarts")
+
+    def clear(self) -> None:
+        """``veo down``: nothing of this cluster is left — services, slots, counts, cordons."""
+        removed = self.removed | set(self.services)
+        self.services, self.slots, self.restarts = {}, {}, {}
+        self.cordoned, self.draining, self.removed = set(), set(), removed
+        self.touch("services", "slots", "restarts", "cordoned", "draining", "removed")
+
+    def add_node(self, node: Node) -> None:
+        self.expected[node.name] = node
+        self.touch("nodes")
+
+    def forget_node(self, name: str) -> None:
+        self.expected.pop(name, None)
+        self.touch("nodes")
+
+    def cordon(self, node: str, on: bool) -> None:
+        (self.cordoned.add if on else self.cordoned.discard)(node)
+        if not on:
+            self.draining.discard(node)
+        self.touch("cordoned", "draining")
+
+    def start_drain(self, node: str) -> None:
+        self.draining.add(node)
+        self.cordon(node, True)
+
+    # ---- what the agents report ----------------------------------------------------------------
+
+    def next_index(self) -> int:
+        self.event_index += 1
+        self.touch("event_index")
+        return self.event_index
+
+    def fold(self, ev: Event) -> None:
+        """An agent's event, folded into the slots: a terminal status becomes the slot's outcome
+        (kept across agent restarts), a start clears it, restart counts only grow."""
+        if ev.service is None or ev.instance is None:
+            return
+        key = instance_key(ev.service, ev.instance)
+        slot = self.slots.get(key)
+        if slot is None or (ev.generation is not None and ev.generation != slot.generation):
+            return
+        if ev.restarts is not None and ev.restarts > self.restarts.get(key, 0):
+            self.restarts[key] = ev.restarts
+            self.touch("restarts")
+        if ev.status in TERMINAL:
+            self.slots[key] = slot.ended(ev.status, ev.reason)
+            self.touch("slots")
+        elif ev.status is InstanceStatus.running and slot.outcome:
+            self.slots[key] = slot.ended(None)
+            self.touch("slots")
+
+    def revive(self, key: str) -> bool:
+        """An explicit restart of an ended instance: clear its outcome. False if it had none."""
+        slot = self.slots.get(key)
+        if slot is None:
+            raise NotFound(f"no instance {key}")
+        if slot.outcome is None:
+            return False
+        self.slots[key] = slot.ended(None)
+        self.touch("slots")
+        return True
+
+    # ---- decisions -----------------------------------------------------------------------------
+
+    def plan(self, nodes: list[NodeState], drain_moves: int | None) -> Result:
+        """The next slots (placement of what is not placed), adopted into the state; outcomes of
+        instances that did not move are carried over."""
+        result = reconcile(self.services, nodes, self.slots, strategy=self.settings.placement.value,
+                           draining=self.draining, drain_moves=drain_moves)
+        new_slots = {k: _carry_outcome(self.slots.get(k), s) for k, s in result.slots.items()}
+        if new_slots != self.slots:
+            self.slots = new_slots
+            self.touch("slots")
+        return result
+
+    def drain_blockers(self, node: str, nodes: list[NodeState]) -> dict[str, str]:
+        """Units on ``node`` that would fit nowhere else if it were drained (unit -> reason)."""
+        result = reconcile(self.services, nodes, self.slots, strategy=self.settings.placement.value,
+                           draining=self.draining | {node})
+        return {unit: reason for unit, reason in result.pending.items()
+                if any(self.slots.get(k) and self.slots[k].node == node
+                       for k in result.unit_members.get(unit, ()))}
+
+    def unit_events(self, result: Result, previous_pending: Mapping[str, str],
+                    with_pending: bool) -> list[Event]:
+        """placed events for what was placed this step; pending events only for reasons that are
+        new (a unit pending for the same reason is not news every second)."""
+        events = [self._unit_event(EventKind.placed, key, node, f"placed on {node}")
+                  for unit, node in result.placed.items() for key in result.unit_members[unit]]
+        if with_pending:
+            events += [self._unit_event(EventKind.pending, key, None, reason)
+                       for unit, reason in result.pending.items()
+                       if previous_pending.get(unit) != reason
+                       for key in result.unit_members.get(unit, ())]
+        return events
+
+    def _unit_event(self, kind: EventKind, key: str, node: str | None, reason: str) -> Event:
+        service, instance = split_key(key)
+        svc = self.services.get(service)
+        slot = self.slots.get(key)
+        return Event(kind=kind, service=service, instance=instance, node=node, reason=reason,
+                     group=svc.group if svc else None, generation=slot.generation if slot else None)
+
+
+def _carry_outcome(old: Slot | None, new: Slot) -> Slot:
+    if old is not None and old.generation == new.generation and old.outcome and not new.outcome:
+        return new.ended(old.outcome, old.reason)
+    return new
+
+
+def summary(changes: dict[str, list[str]]) -> str:
+    return ", ".join(f"{k}: {', '.join(v)}" for k, v in changes.items() if v) or "no services"
