@@ -143,6 +143,12 @@ class Cluster:
         live = [n for n in self.nodes() if n.alive]
         return bool(live) and all(n.cpus_total > 0 or n.memory_total > 0 for n in live)
 
+    def _needed(self, service: str | None) -> set[str]:
+        """Services that must have instances before a wait can be over ('instances: all' ones
+        may rightly have none: no eligible node)."""
+        return {s.name for s in self.services()
+                if s.instances != "all" and (service is None or s.name == service)}
+
     def events_batch(self, since: int | None = None, limit: int = 1000,
                      wait: float = 0.0) -> list[Event]:
         """One read of the event stream: up to ``limit`` events after ``since``, waiting up to
@@ -155,10 +161,9 @@ class Cluster:
         deadline = time.monotonic() + timeout
         while True:
             instances = self.containers(service)
-            # no instances is settled only for a cluster with no services (bootstrapped empty):
-            # otherwise they are not planned yet
-            some = bool(instances) or (service is None and not self.services())
-            if some and predicate(instances) and self._nodes_reported():
+            # every service shows up once planned (a cluster with none is settled at once)
+            planned = self._needed(service) <= {i.service for i in instances}
+            if planned and predicate(instances) and self._nodes_reported():
                 return instances
             if time.monotonic() > deadline:
                 states = ", ".join(f"{i.service}#{i.instance}={i.status.value}" for i in instances)

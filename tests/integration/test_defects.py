@@ -51,11 +51,11 @@ CLUSTER = textwrap.dedent("""
         network_mode: none
         stop_grace_period: 1s
 """)
-BROKEN = CLUSTER + textwrap.dedent("""
-      broken:
-        image: veo/no-such-image
-        network_mode: none
-""")
+BROKEN = CLUSTER + textwrap.indent(textwrap.dedent("""
+    broken:
+      image: veo/no-such-image
+      network_mode: none
+"""), "  ")
 EMPTY = "name: defects\nnodes:\n  - node: solo\nservices: {}\n"
 
 
