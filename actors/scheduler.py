@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections import deque
 
 import ray
@@ -26,6 +27,7 @@ from actors.group_supervisor import GroupSupervisor
 from actors.health_checker import HealthChecker
 from actors.node_agent import NodeAgent
 from veo.adapters.store import open_store
+from veo.core import rollout
 from veo.core.desired import DesiredState, summary
 from veo.core.errors import Conflict, NotFound, VeoError
 from veo.core.models import (AgentReport, ClusterSpec, Event, EventKind, Instance, InstanceStatus,
@@ -67,18 +69,46 @@ class Scheduler:
 
     # ---- desired state -------------------------------------------------------------------------
 
-    async def apply(self, spec: ClusterSpec) -> dict[str, list[str]]:
-        """Make the cluster's services exactly those of ``spec``. Idempotent."""
+    async def apply(self, spec: ClusterSpec, check_index: int | None = None) -> dict[str, list[str]]:
+        """Make the cluster's services exactly those of ``spec``. Idempotent. Changed services
+        that run are rolled (their ``update:`` rules); ``check_index``: only if the spec index
+        is still that (compare-and-set)."""
         self._start()
-        changes = self.state.apply(spec)
-        self._record([Event(kind=EventKind.applied, reason=summary(changes))])
+        changes = self.state.apply(spec, check_index=check_index)
+        self._record([Event(kind=EventKind.applied, reason=summary(changes)), *self._take_notes()])
         self._commit()
         return changes
 
     async def add_service(self, svc: Service) -> None:
         self._start()
         self.state.add_service(svc)
+        self._record(self._take_notes())
         self._commit()
+
+    # ---- updates, versions, plans --------------------------------------------------------------
+
+    async def plan(self, spec: ClusterSpec) -> dict:
+        """What ``apply(spec)`` would change; changes nothing."""
+        return rollout.plan(self.state, spec, self._states())
+
+    async def updates(self) -> list[dict]:
+        return [u.to_json() for u in self.state.updates.values()]
+
+    async def update_control(self, target: str, action: str) -> None:
+        """``veo update resume|promote|pause|rollback TARGET``."""
+        self.state.pending_notes += rollout.control(self.state, target, action, time.time())
+        self._record(self._take_notes())
+        self._commit()
+
+    async def history(self, service: str) -> list[dict]:
+        return rollout.history(self.state, service)
+
+    async def rollback(self, service: str, to: int | None = None) -> int:
+        """Apply an earlier version of ``service`` (rolled like any update); returns the number
+        of the version it goes back to."""
+        number, spec = rollout.rollback_to(self.state, service, to)
+        await self.add_service(spec)
+        return number
 
     async def remove_service(self, name: str) -> None:
         self.state.remove_service(name)
@@ -321,15 +351,30 @@ class Scheduler:
                 for name in sorted(set(self.nodes) | set(st.expected))]
 
     def _plan(self) -> None:
+        if any(u.active for u in self.state.updates.values()):
+            views = {instance_key(v.service, v.instance): v for v in self._views()}
+            self.state.pending_notes += rollout.advance_updates(
+                self.state, views, self.unit_members, time.time())
         result = self.state.plan(self._states(), drain_moves=self._drain_budget())
         self.unit_members = result.unit_members
         # until every live node has reported, "pending" reasons would only say "not reported yet"
         reported = all(rec.report for rec in self.nodes.values() if rec.alive)
         events = self.state.unit_events(result, self.pending, with_pending=reported)
+        events += self._take_notes()
         self.pending = result.pending
         if events:
             self._record(events)
         self._commit(wake=False)
+
+    def _take_notes(self) -> list[Event]:
+        """The update events the desired state decided (rollout notes) as Events."""
+        notes, self.state.pending_notes = self.state.pending_notes, []
+        out = []
+        for kind, target, reason in notes:
+            group = target[len("group:"):] if target.startswith("group:") else None
+            out.append(Event(kind=kind, service=None if group else target, group=group,
+                             reason=reason))
+        return out
 
     def _drain_budget(self) -> int:
         """A drain moves one unit (group) at a time: the next only once nothing is starting."""
@@ -343,6 +388,7 @@ class Scheduler:
         while every other node goes on converging each step."""
         st = self.state
         known, removed = sorted(st.services), sorted(st.removed)
+        specs = rollout.specs_by_hash(st) if rollout.held_units(st) or st.retiring else {}
 
         async def one(rec: NodeRec, desired) -> None:
             try:
@@ -358,7 +404,7 @@ class Scheduler:
             if not rec.alive or (busy is not None and not busy.done()):
                 continue
             desired = assignments_for(rec.name, st.slots, st.services, self.unit_members,
-                                      st.restarts)
+                                      st.restarts, specs=specs, retiring=st.retiring)
             self.converging[rec.name] = asyncio.get_running_loop().create_task(one(rec, desired))
 
     # ---- helpers -------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
     placement  - bench.placement.run(): placements per second on simulated clusters
     e2e        - N services on one engine: veo vs raw docker-py (x1, x4) vs docker-compose
     restart    - restart latency: veo one_for_one vs Docker's --restart on-failure
+    rolling    - a rolling update of 10 instances vs Swarm's rule of thumb
 
 Anything that starts Ray must run in a loopback-only network namespace: ``make bench`` does that
 (``make bench BENCH_ARGS="--quick --only e2e"``). Results go to artifacts/bench.json.
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from bench.common import Engine, VeoWorld, fmt, format_table, loadavg, machine_info, verdict
 
-PARTS = ("placement", "e2e", "restart")
+PARTS = ("placement", "e2e", "restart", "rolling")
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "artifacts" / "bench.json"
 
 
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             results["placement"] = _guard("placement", lambda: _placement(args.quick), errors)
             _print_placement(results["placement"])
             print()
-        if "e2e" in parts or "restart" in parts:
+        if {"e2e", "restart", "rolling"} & set(parts):
             print("starting a private Docker engine and a one-node Ray cluster (not timed) ...",
                   flush=True)
             engine = Engine()
@@ -115,6 +116,13 @@ def main(argv: list[str] | None = None) -> int:
             results["restart"] = _guard("restart", lambda: restart.run(engine, world, triggers), errors)
             if "error" not in results["restart"]:
                 restart.print_report(results["restart"])
+            print()
+        if "rolling" in parts:
+            from bench import rolling
+
+            results["rolling"] = _guard("rolling", lambda: rolling.run(engine, world), errors)
+            if "error" not in results["rolling"]:
+                rolling.print_report(results["rolling"])
             print()
         results["machine"] = machine_info(engine.docker_host if engine else None)
     finally:
@@ -177,6 +185,13 @@ def summary_rows(results: dict) -> list[list]:
                          verdict(r, rs["target_ratio"])])
     elif rs:
         rows.append(["restart", rs.get("error", "?"), "-", "-"])
+    ro = results.get("rolling")
+    if ro and "veo_s" in ro:
+        rows.append([f"rolling update of {ro['instances']}: veo / Swarm's rule",
+                     f"{fmt(ro['veo_s'], 1)} / {fmt(ro['swarm_rule_s'], 1)} s", "-",
+                     f"ratio {fmt(ro['ratio'], 2)}"])
+    elif ro:
+        rows.append(["rolling", ro.get("error", "?"), "-", "-"])
     return rows
 
 

@@ -41,6 +41,14 @@ def _call(ref: Any, timeout: float | None = 120.0) -> Any:
         raise VeoError(f"the veo scheduler did not answer within {timeout:g}s") from None
 
 
+def _spec(spec: str | Path | ClusterSpec) -> ClusterSpec:
+    if isinstance(spec, ClusterSpec):
+        return spec
+    from veo.core.config import load_spec
+
+    return load_spec(spec).spec
+
+
 def settled(instances: list[Instance]) -> bool:
     """Every instance running, ended, or pending with a reason: what ``veo up`` waits for."""
     done = {InstanceStatus.running, InstanceStatus.completed, InstanceStatus.failed}
@@ -65,13 +73,35 @@ class Cluster:
 
     # ---- desired state -------------------------------------------------------------------------
 
-    def apply(self, spec: str | Path | ClusterSpec) -> dict[str, list[str]]:
-        """Make the cluster run exactly the services of ``spec`` (a cluster.yml path or a spec)."""
-        if not isinstance(spec, ClusterSpec):
-            from veo.core.config import load_spec
+    def apply(self, spec: str | Path | ClusterSpec,
+              check_index: int | None = None) -> dict[str, list[str]]:
+        """Make the cluster run exactly the services of ``spec`` (a cluster.yml path or a spec).
+        Changed services that run are rolled by their ``update:`` rules. ``check_index``: apply
+        only if the cluster's spec index is still that (``plan()`` returns it)."""
+        return _call(self._s.apply.remote(_spec(spec), check_index))
 
-            spec = load_spec(spec).spec
-        return _call(self._s.apply.remote(spec))
+    def plan(self, spec: str | Path | ClusterSpec) -> dict:
+        """What ``apply(spec)`` would change, changing nothing: per service the kind of change, a
+        field-level diff, the instances placed or removed, placement problems; ``changed`` and
+        ``spec_index`` (for ``apply(..., check_index=)``)."""
+        return _call(self._s.plan.remote(_spec(spec)))
+
+    def updates(self) -> list[dict]:
+        """Rolling updates: in progress, and the last one of each service or group."""
+        return _call(self._s.updates.remote())
+
+    def update(self, action: str, target: str) -> None:
+        """``resume``, ``promote``, ``pause`` or ``rollback`` the update of ``target`` (a service,
+        or ``group:NAME``)."""
+        _call(self._s.update_control.remote(target, action))
+
+    def history(self, service: str) -> list[dict]:
+        """The kept versions of ``service`` (last 10): number, time, outcome, spec."""
+        return _call(self._s.history.remote(service))
+
+    def rollback(self, service: str, to: int | None = None) -> int:
+        """Go back to version ``to`` (default: the last stable one); returns its number."""
+        return _call(self._s.rollback.remote(service, to))
 
     def add_service(self, service: Service | dict) -> None:
         if isinstance(service, dict):

@@ -66,7 +66,8 @@ def start_local(spec: ClusterSpec, *, engine_per_node: bool, log: Callable[[str]
 
 
 def deploy(file: str | Path, *, address: str | None = None, engine_per_node: bool = False,
-           log: Callable[[str], None] = print) -> tuple[Cluster, dict[str, list[str]]]:
+           log: Callable[[str], None] = print,
+           check_index: int | None = None) -> tuple[Cluster, dict[str, list[str]]]:
     loaded = load_spec(file)
     for w in loaded.warnings:
         log(str(w))
@@ -76,7 +77,7 @@ def deploy(file: str | Path, *, address: str | None = None, engine_per_node: boo
             rec = start_local(loaded.spec, engine_per_node=engine_per_node, log=log)
         address = rec.address
     cluster = start_scheduler(address)
-    return cluster, cluster.apply(loaded.spec)
+    return cluster, cluster.apply(loaded.spec, check_index=check_index)
 
 
 def teardown(*, address: str | None = None, keep_cluster: bool = False) -> list[str]:

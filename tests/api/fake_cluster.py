@@ -28,7 +28,43 @@ from veo.core.policy import Policy
 NODES = [("uno", "front"), ("dos", "back"), ("tres", "back")]
 
 
-class FakeCluster:
+class _RolloutFake:
+    """Plans, versions and updates for the fake: the real pure functions over a DesiredState made
+    from the fake's services (one version each, no update in progress)."""
+
+    def _state(self):
+        from veo.core.desired import DesiredState
+
+        st = DesiredState(cluster=self.name)
+        st.apply(ClusterSpec(name=self.name, services=dict(self._services), policy=self.policy))
+        return st
+
+    def plan(self, spec: ClusterSpec) -> dict:
+        from veo.core import rollout
+        from veo.core.placement import NodeState
+
+        nodes = [NodeState(name=n.name, role=n.role, alive=True, cpus=n.cpus_total,
+                           memory=n.memory_total, disk=n.disk_total) for n in self._nodes.values()]
+        return rollout.plan(self._state(), spec, nodes)
+
+    def updates(self) -> list[dict]:
+        return []
+
+    def update(self, action: str, target: str) -> None:
+        raise NotFound(f"no update in progress for {target!r}")
+
+    def history(self, service: str) -> list[dict]:
+        from veo.core import rollout
+
+        return rollout.history(self._state(), service)
+
+    def rollback(self, service: str, to: int | None = None) -> int:
+        from veo.core import rollout
+
+        return rollout.rollback_to(self._state(), service, to)[0]
+
+
+class FakeCluster(_RolloutFake):
     def __init__(self, policy: Policy | None = None):
         self.name = "fake"
         self.policy = policy or Policy()
@@ -188,3 +224,4 @@ class FakeCluster:
                 yield ev
             if not follow:
                 return
+

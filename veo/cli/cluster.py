@@ -95,13 +95,16 @@ def register(app: typer.Typer) -> None:
             "--engine-per-node", help="Give each local node its own private Docker engine.")] = False,
         watch: Annotated[bool, typer.Option("--watch", help="Keep a live table until Ctrl-C.")] = False,
         timeout: Annotated[float, typer.Option(help="Seconds to wait for the instances.")] = 120.0,
+        check_index: Annotated[Optional[int], typer.Option(
+            "--check-index", help="Apply only if the cluster's spec index is still N (veo plan).")] = None,
     ) -> None:
         """Deploy FILE: start a local Ray cluster if there is none, apply, wait, show."""
         from veo.deploy import deploy
 
         with veo_errors():
             cluster, changes = deploy(file, address=address, engine_per_node=engine_per_node,
-                                      log=lambda m: err.print(f"[dim]{m}[/]"))
+                                      log=lambda m: err.print(f"[dim]{m}[/]"),
+                                      check_index=check_index)
             err.print("applied: " + (", ".join(f"{k} {', '.join(v)}" for k, v in changes.items() if v)
                                      or "nothing"))
             instances = cluster.wait(timeout=timeout)

@@ -15,6 +15,7 @@ agents and the event buffer.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Protocol
 
@@ -25,11 +26,13 @@ from veo.core.models import Policy
 from veo.core.names import instance_key, service_of, split_key
 from veo.core.placement import NodeState
 from veo.core.policy import enforce
+from veo.core import rollout
 from veo.core.reconcile import Result, Slot, reconcile
+from veo.core.update import RollingUpdate
 
 # the parts of the state, each one key of the store
 _PARTS = ("cluster", "services", "settings", "policy", "nodes", "removed", "cordoned", "draining",
-          "restarts", "slots", "event_index")
+          "restarts", "slots", "event_index", "spec_index", "versions", "updates", "retiring")
 
 
 class Store(Protocol):
@@ -60,7 +63,13 @@ class DesiredState:
     draining: set[str] = field(default_factory=set)
     restarts: dict[str, int] = field(default_factory=dict)  # instance key -> restarts so far
     event_index: int = 0  # the last event index handed out: indexes stay monotonic
+    spec_index: int = 0  # one more per apply: `veo up --check-index` compares it
+    versions: dict[str, list[dict]] = field(default_factory=dict)  # service -> kept versions
+    updates: dict[str, RollingUpdate] = field(default_factory=dict)  # target -> its update
+    retiring: dict[str, Slot] = field(default_factory=dict)  # start-first: old slots still desired
     _dirty: set[str] = field(default_factory=set, repr=False, compare=False)
+    # update events decided inside an operation, for the Scheduler to record (not persisted)
+    pending_notes: list = field(default_factory=list, repr=False, compare=False)
 
     # ---- persistence ---------------------------------------------------------------------------
 
@@ -78,6 +87,10 @@ class DesiredState:
             draining=set(store.get("draining", [])),
             restarts=dict(store.get("restarts", {})),
             event_index=store.get("event_index", 0),
+            spec_index=store.get("spec_index", 0),
+            versions=store.get("versions", {}),
+            updates={t: RollingUpdate.from_json(u) for t, u in store.get("updates", {}).items()},
+            retiring={k: Slot.from_json(v) for k, v in store.get("retiring", {}).items()},
         )
 
     def touch(self, *parts: str) -> None:
@@ -98,8 +111,10 @@ class DesiredState:
             return getattr(self, part).model_dump(mode="json")
         if part == "nodes":
             return [n.model_dump(mode="json") for n in self.expected.values()]
-        if part == "slots":
-            return {k: s.to_json() for k, s in self.slots.items()}
+        if part in ("slots", "retiring"):
+            return {k: s.to_json() for k, s in getattr(self, part).items()}
+        if part == "updates":
+            return {t: u.to_json() for t, u in self.updates.items()}
         value = getattr(self, part)
         return sorted(value) if isinstance(value, set) else value
 
@@ -110,8 +125,14 @@ class DesiredState:
             name=self.cluster, services=dict(self.services), settings=self.settings,
             policy=self.policy, nodes=list(self.expected.values()))
 
-    def apply(self, spec: ClusterSpec) -> dict[str, list[str]]:
-        """Make the services exactly those of ``spec``; returns what changed, by kind."""
+    def apply(self, spec: ClusterSpec, now: float | None = None,
+              check_index: int | None = None) -> dict[str, list[str]]:
+        """Make the services exactly those of ``spec``; returns what changed, by kind. Changed
+        services that run get a rolling update (``rollout.start_updates``); ``check_index``
+        makes it a compare-and-set on the spec index (two operators)."""
+        if check_index is not None and check_index != self.spec_index:
+            raise Conflict(f"the cluster's spec index is {self.spec_index}, not {check_index}: "
+                           "someone applied since you planned (plan again)")
         if spec.name != self.cluster and self.services:
             raise Conflict(f"this veo cluster is named {self.cluster!r}; the spec says {spec.name!r}")
         # the same rule as the loader's, for specs that never went through a file (API, Python)
@@ -128,7 +149,13 @@ class DesiredState:
         self.expected = {n.name: n for n in spec.nodes}
         self.removed = (self.removed | set(changes["removed"])) - set(self.services)
         self._forget_counts(changes["removed"])
-        self.touch("cluster", "services", "settings", "policy", "nodes", "removed")
+        self._forget_history(changes["removed"])
+        now = time.time() if now is None else now
+        for name in changes["added"] + changes["changed"]:
+            rollout.record_version(self, self.services[name], now)
+        self.pending_notes += rollout.start_updates(self, changes["changed"], now)
+        self.spec_index += 1
+        self.touch("cluster", "services", "settings", "policy", "nodes", "removed", "spec_index")
         return changes
 
     def add_service(self, svc: Service) -> None:
@@ -136,9 +163,17 @@ class DesiredState:
         # validate the cluster-wide rules (groups) with the new member in place
         ClusterSpec(name=self.cluster, nodes=list(self.expected.values()),
                     services={**self.services, svc.name: svc}, settings=self.settings)
+        new = svc.name not in self.services
+        changed = not new and self.services[svc.name] != svc
         self.services[svc.name] = svc
         self.removed.discard(svc.name)
-        self.touch("services", "removed")
+        now = time.time()
+        if new or changed:
+            rollout.record_version(self, svc, now)
+        if changed:
+            self.pending_notes += rollout.start_updates(self, [svc.name], now)
+        self.spec_index += 1
+        self.touch("services", "removed", "spec_index")
 
     def remove_service(self, name: str) -> None:
         if name not in self.services:
@@ -146,7 +181,9 @@ class DesiredState:
         del self.services[name]
         self.removed.add(name)
         self._forget_counts([name])
-        self.touch("services", "removed")
+        self._forget_history([name])
+        self.spec_index += 1
+        self.touch("services", "removed", "spec_index")
 
     def _forget_counts(self, services: Iterable[str]) -> None:
         """A removed service's restart counts go with it: a new service of the same name starts
@@ -156,12 +193,24 @@ class DesiredState:
             self.restarts = {k: n for k, n in self.restarts.items() if service_of(k) not in gone}
             self.touch("restarts")
 
+    def _forget_history(self, services: Iterable[str]) -> None:
+        """A removed service's versions and updates go with it."""
+        for name in services:
+            if self.versions.pop(name, None) is not None:
+                self.touch("versions")
+            for target in [t for t, u in self.updates.items() if name in u.services]:
+                del self.updates[target]
+                self.touch("updates")
+
     def clear(self) -> None:
-        """``veo down``: nothing of this cluster is left — services, slots, counts, cordons."""
+        """``veo down``: nothing of this cluster is left — services, slots, counts, cordons,
+        versions and updates."""
         removed = self.removed | set(self.services)
         self.services, self.slots, self.restarts = {}, {}, {}
+        self.versions, self.updates, self.retiring = {}, {}, {}
         self.cordoned, self.draining, self.removed = set(), set(), removed
-        self.touch("services", "slots", "restarts", "cordoned", "draining", "removed")
+        self.touch("services", "slots", "restarts", "cordoned", "draining", "removed", "versions",
+                   "updates", "retiring")
 
     def add_node(self, node: Node) -> None:
         self.expected[node.name] = node
@@ -224,11 +273,13 @@ class DesiredState:
         """The next slots (placement of what is not placed), adopted into the state; outcomes of
         instances that did not move are carried over."""
         result = reconcile(self.services, nodes, self.slots, strategy=self.settings.placement.value,
-                           draining=self.draining, drain_moves=drain_moves)
+                           draining=self.draining, drain_moves=drain_moves,
+                           hold=rollout.held_units(self), retiring=self.retiring)
         new_slots = {k: _carry_outcome(self.slots.get(k), s) for k, s in result.slots.items()}
         if new_slots != self.slots:
             self.slots = new_slots
             self.touch("slots")
+        self.pending_notes += rollout.after_plan(self)
         return result
 
     def drain_blockers(self, node: str, nodes: list[NodeState]) -> dict[str, str]:

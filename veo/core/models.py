@@ -235,6 +235,38 @@ _RESTART_SPELLINGS: dict[str, tuple[str, bool]] = {
 }
 
 
+class UpdateOrder(str, enum.Enum):
+    stop_first = "stop-first"
+    start_first = "start-first"
+
+
+class OnUpdateFailure(str, enum.Enum):
+    rollback = "rollback"
+    pause = "pause"
+    continue_ = "continue"
+
+
+class UpdatePolicy(Strict):
+    """``update:`` of a service (a group uses its master's, else its first member's): how a changed
+    spec replaces running instances. Every wait has a deadline."""
+
+    parallel: int = Field(default=1, ge=1)  # units replaced at once
+    order: UpdateOrder = UpdateOrder.stop_first
+    min_healthy: float = 10.0  # a new instance must stay running (and healthy) this long
+    healthy_deadline: float = 120.0  # ... and get there within this long, pending included
+    progress_deadline: float = 600.0  # the update as a whole, reset by each healthy instance
+    on_failure: OnUpdateFailure = OnUpdateFailure.rollback
+    max_failure_ratio: float = Field(default=0.0, ge=0, le=1)  # failures tolerated / units
+    delay: float = 0.0  # between one batch done and the next started
+    canary: int = Field(default=0, ge=0)  # new units started first; then wait for promote
+    auto_promote: bool = False
+
+    @field_validator("min_healthy", "healthy_deadline", "progress_deadline", "delay", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> Any:
+        return parse_duration(v)
+
+
 # --------------------------------------------------------------------------------------------------
 # Service
 # --------------------------------------------------------------------------------------------------
@@ -277,6 +309,7 @@ class Service(Strict):
     group_policy: GroupPolicy | None = None
     healthcheck: HealthCheck | None = None
     on_unhealthy: OnUnhealthy = OnUnhealthy.restart
+    update: UpdatePolicy | None = None  # rolling-update rules; None: the defaults
 
     # ---- spellings -------------------------------------------------------------------------------
 
@@ -420,7 +453,8 @@ class Service(Strict):
         import hashlib
         import json
 
-        data = self.model_dump(mode="json", exclude={"instances", "roles", "hosts"})
+        # placement and update rules do not shape the container: changing them replaces nothing
+        data = self.model_dump(mode="json", exclude={"instances", "roles", "hosts", "update"})
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 

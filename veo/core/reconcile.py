@@ -106,7 +106,8 @@ def _instance_for(unit: Unit, slots: Mapping[str, Slot], given: dict[str, dict[s
     return n
 
 
-def _keep(unit: Unit, keys: tuple[str, ...], slots: Mapping[str, Slot], services, alive) -> bool:
+def _keep(unit: Unit, keys: tuple[str, ...], slots: Mapping[str, Slot], services, alive,
+          held: bool = False) -> bool:
     current = [slots.get(k) for k in keys]
     if any(s is None for s in current):
         return False
@@ -116,7 +117,8 @@ def _keep(unit: Unit, keys: tuple[str, ...], slots: Mapping[str, Slot], services
     node = nodes.pop()
     if node not in alive or (unit.node is not None and unit.node != node):
         return False
-    return all(s.spec_hash == services[s.service].spec_hash() for s in current)
+    # a held unit keeps its old spec while a rolling update has not reached it
+    return held or all(s.spec_hash == services[s.service].spec_hash() for s in current)
 
 
 def reconcile(
@@ -127,10 +129,19 @@ def reconcile(
     strategy: str = "spread",
     draining: Collection[str] = (),
     drain_moves: int | None = None,
+    hold: Collection[str] = (),
+    retiring: Mapping[str, Slot] | None = None,
 ) -> Result:
     """``draining`` nodes give up everything they run (placed elsewhere under a new generation),
     at most ``drain_moves`` units per call (None: all at once), so a drain can go one group at a
-    time; cordoned nodes keep what they run but receive nothing new."""
+    time; cordoned nodes keep what they run but receive nothing new.
+
+    ``hold``: units whose spec changed but whose rolling update has not reached them: they keep
+    their slots (old spec). ``retiring``: old slots a start-first update keeps running until their
+    replacement is healthy: they use their node's resources and count for spread, so the
+    replacement goes elsewhere when it can."""
+    hold = set(hold)
+    retiring = retiring or {}
     draining = set(draining)
     alive = {n.name for n in nodes if n.alive and n.name not in draining}
     cordoned = {n.name for n in nodes if n.cordoned}
@@ -154,14 +165,19 @@ def reconcile(
         if leaving and drain_moves is not None and drain_moves <= 0 and \
                 all(k in slots for k in keys) and unit.node is None:
             kept.update({k: slots[k] for k in keys})  # its turn to move has not come yet
-        elif _keep(unit, keys, slots, services, alive):
+        elif _keep(unit, keys, slots, services, alive, held=unit.key in hold):
             kept.update({k: slots[k] for k in keys})
         else:
             if leaving and drain_moves is not None:
                 drain_moves -= 1
             to_place.append((unit, instance))
-    plan = place(_with_usage(nodes, kept, services), [u for u, _ in to_place], strategy=strategy,
-                 existing=_spread_map(kept, result.unit_members, units))
+    in_use = {**kept, **{f"retiring:{k}": s for k, s in retiring.items()}}
+    existing = _spread_map(kept, result.unit_members, units)
+    spread_of = {u.key: u.spread for u in units}
+    for s in retiring.values():
+        existing[spread_of.get(s.unit, s.unit)].add(s.node)
+    plan = place(_with_usage(nodes, in_use, services), [u for u, _ in to_place], strategy=strategy,
+                 existing=existing)
     for unit, instance in to_place:
         keys = result.unit_members[unit.key]
         node = plan.assignments.get(unit.key)
@@ -218,17 +234,24 @@ def _spread_map(kept, unit_members, units) -> dict[str, set[str]]:
 def assignments_for(
     node: str, slots: Mapping[str, Slot], services: Mapping[str, Service],
     unit_members: Mapping[str, tuple[str, ...]], restarts: Mapping[str, int] | None = None,
+    *, specs: Mapping[str, Service] | None = None, retiring: Mapping[str, Slot] | None = None,
 ) -> list[Assignment]:
-    """The desired instances of one node, units together, members in declared order."""
+    """The desired instances of one node, units together, members in declared order. A slot a
+    rolling update has not reached yet runs the spec it was made with (``specs``: spec hash ->
+    service, the kept versions); ``retiring`` slots (start-first) are desired until replaced."""
+    hashes = {name: svc.spec_hash() for name, svc in services.items()}
     out = []
-    for s in slots.values():
+    for s in [*slots.values(), *(retiring or {}).values()]:
         if s.node != node or s.service not in services:
             continue
+        svc = services[s.service]
+        if s.spec_hash != hashes[s.service]:
+            svc = (specs or {}).get(s.spec_hash, svc)
         members = unit_members.get(s.unit, (s.key,))
         member_services = [services[service_of(k)] for k in members if service_of(k) in services]
         out.append(
             Assignment(
-                key=s.key, unit=s.unit, service=services[s.service], instance=s.instance,
+                key=s.key, unit=s.unit, service=svc, instance=s.instance,
                 generation=s.generation, members=members,
                 policy=group_policy_of(member_services), outcome=s.outcome,
                 restarts=(restarts or {}).get(s.key, 0), reason=s.reason,

@@ -93,6 +93,12 @@ class EventKind(str, enum.Enum):
     node_joined = "node_joined"
     node_lost = "node_lost"
     applied = "applied"
+    update_started = "update_started"
+    instance_replaced = "instance_replaced"
+    update_paused = "update_paused"
+    update_failed = "update_failed"
+    rolled_back = "rolled_back"
+    update_done = "update_done"
 
 
 class Event(BaseModel):

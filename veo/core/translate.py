@@ -38,6 +38,7 @@ NOT_DOCKER_FIELDS: dict[str, str] = {
     "roles": "placement: which nodes may run the service",
     "hosts": "placement: which nodes may run the service",
     "group_policy": "supervision: what a failure in the group does to the other members",
+    "update": "rolling updates: how a changed spec replaces running instances",
     "on_unhealthy": "supervision: veo acts on Docker's health status, Docker itself does not",
 }
 

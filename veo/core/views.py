@@ -56,14 +56,16 @@ def instance_views(
     unit_members: Mapping[str, tuple[str, ...]],
     restarts: Mapping[str, int],
 ) -> list[Instance]:
-    reported: dict[str, Instance] = {}
+    # (key, generation): during a start-first update two nodes report the same instance
+    reported: dict[tuple[str, int], Instance] = {}
     for rec in nodes.values():
         if rec.alive and rec.report:
             for inst in rec.report.instances:
-                reported[instance_key(inst.service, inst.instance)] = inst
+                reported[(instance_key(inst.service, inst.instance), inst.generation)] = inst
     out: list[Instance] = []
     for key, s in slots.items():
-        out.append(_slot_view(key, s, nodes.get(s.node), reported.get(key), pending, restarts))
+        out.append(_slot_view(key, s, nodes.get(s.node), reported.get((key, s.generation)),
+                              pending, restarts))
     for unit, reason in pending.items():
         for key in unit_members.get(unit, ()):
             if key not in slots:

@@ -97,8 +97,9 @@ function askToken() {
 
 async function refresh() {
   try {
-    const [cluster, nodes, containers] = await Promise.all([
+    const [cluster, nodes, containers, updates] = await Promise.all([
       api("GET", "/api/cluster"), api("GET", "/api/nodes"), api("GET", "/api/containers"),
+      api("GET", "/api/updates"),
     ]);
     state.containers = containers;
     state.fetchedAt = Date.now();
@@ -106,6 +107,7 @@ async function refresh() {
     drawNodes(nodes);
     drawContainers();
     drawPending(containers);
+    drawUpdates(updates);
   } catch (e) {
     if (e.status !== 401) notice(`cannot read the cluster: ${e.message}`);
   }
@@ -197,6 +199,28 @@ function drawPending(containers) {
     ": ", el("span", { class: "reason" }, c.reason || "waiting for a node")));
   if (!items.length) items.push(el("li", { class: "muted" }, "nothing is waiting for a node"));
   document.getElementById("pending").replaceChildren(...items);
+}
+
+// Rolling updates: progress, and the buttons that drive one (pause / resume / promote / rollback).
+function drawUpdates(updates) {
+  const active = ["running", "canary", "paused"];
+  const items = updates.filter((u) => active.includes(u.state)).map((u) => {
+    const total = u.units.length;
+    const progress = el("progress", { max: total, value: u.done.length, title: `${u.done.length}/${total}` });
+    const buttons = [];
+    const go = (verb) => () => api("POST", `/api/updates/${enc(u.target)}/${verb}`);
+    if (u.state === "running") buttons.push(action("pause", go("pause")));
+    if (u.state === "paused") buttons.push(action("resume", go("resume")));
+    if (u.state === "canary") buttons.push(action("promote", go("promote")));
+    buttons.push(action("rollback", go("rollback"), true, "revert the replaced units now"));
+    return el("li", { "data-target": u.target }, el("strong", {}, u.target), " ", badge("update", u.state), " ",
+      progress, ` ${u.done.length}/${total} replaced`,
+      Object.keys(u.in_flight).length ? ` · in flight: ${Object.keys(u.in_flight).join(", ")}` : "",
+      u.failed.length ? ` · failed: ${u.failed.join(", ")}` : "", " ", ...buttons,
+      u.reason ? el("div", { class: "reason" }, u.reason) : "");
+  });
+  if (!items.length) items.push(el("li", { class: "muted" }, "no update in progress"));
+  document.getElementById("updates").replaceChildren(...items);
 }
 
 function tickUptimes() {
