@@ -29,6 +29,7 @@ from veo.core.models import (ClusterSpec, Event, EventKind, Instance, InstanceSt
                         Service, Settings)
 from veo.core.policy import Policy, enforce
 from veo.core.reconcile import Slot, allocation, assignments_for, reconcile
+from veo.adapters.event_log import EventLog
 from veo.adapters.store import dump_service, load_service, open_store
 from veo.core.views import NodeRec, instance_views, node_state
 from veo.core.names import ACTOR_NAMESPACE, NODE_LABEL, ROLE_LABEL, actor_name, split_key
@@ -59,6 +60,11 @@ class Scheduler:
         self.events: deque[Event] = deque(maxlen=EVENT_KEEP)
         # indexes stay monotonic across restarts: continue after the last one persisted
         self.next_index = self.store.get("event_index", 0) + 1
+        # HOOK(store): the last EVENT_KEEP events persist in the store (veo.adapters.event_log)
+        self.event_log = EventLog(self.store, keep=EVENT_KEEP)
+        self.event_log.skip_to(self.next_index - 1)
+        self.events.extend(self.event_log.recent(EVENT_KEEP))
+        self.next_index = self.event_log.last_index() + 1
         self.nodes: dict[str, NodeRec] = {}
         self.pending: dict[str, str] = {}
         self.unit_members: dict[str, tuple[str, ...]] = {}
@@ -265,7 +271,7 @@ class Scheduler:
             self.next_index += 1
             self.events.append(ev)
             self._note(ev)
-        self.store.put("event_index", self.next_index - 1)
+        self.event_log.append(events)  # HOOK(store): one atomic write per batch, old rows trimmed
         asyncio.get_running_loop().create_task(self._notify())
 
     def _note(self, ev: Event) -> None:
