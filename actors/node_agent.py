@@ -82,6 +82,7 @@ class NodeAgent:
         self.known_services: set[str] = set()
         self.expected_stops: set[str] = set()  # container ids veo itself is stopping
         self.orphan_seen: dict[str, float] = {}
+        self.windows: dict[str, list[float]] = {}  # HOOK(store): unit -> budget window, see _on_death
         self.lock = asyncio.Lock()
         self.sink = EventSink()
         self.handles = Handles()
@@ -297,8 +298,11 @@ class NodeAgent:
         members = [Member.of(i.a.service, i.a.instance) for i in live]
         death = Death(a.key, exit_code, ran_for=ran_for, reason=reason if forced else "",
                       force_restart=forced)
+        # HOOK(store): the agent keeps each unit's budget window (restart times) for the supervisor
         decision = await self._supervisor().on_death.remote(
-            a.unit, members, a.policy, death, self.settings, {i.a.key: i.restarts for i in live})
+            a.unit, members, a.policy, death, self.settings, {i.a.key: i.restarts for i in live},
+            self.windows.get(a.unit, []))
+        self.windows[a.unit] = decision.window
         inst.reason = decision.reason
         await self._execute(decision)
 
