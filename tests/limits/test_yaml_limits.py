@@ -62,7 +62,7 @@ def test_deep_nesting_is_refused_at_the_level_that_crosses_the_limit(shape):
 
 def test_an_alias_inside_its_own_anchor_is_refused():
     message = refused("x: &a [1, *a]\nservices: {}\n")
-    assert "bad.yml:1:9: invalid YAML: alias *a is inside its own anchor" in message
+    assert "bad.yml:1:11: invalid YAML: alias *a is inside its own anchor" in message
 
 
 def test_syntax_errors_keep_pyyaml_wording_and_position():
