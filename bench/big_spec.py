@@ -8,7 +8,7 @@ from pathlib import Path
 
 def service_yaml(i: int) -> str:
     env = "\n".join(f"      VAR_{k}: \"value-{i}-{k}-{'x' * 24}\"" for k in range(7))
-    labels = "\n".join(f"      team.example/label-{k}: \"{'l' * 20}{i}\"" for k in range(6))
+    labels = "\n".join(f"      team.example/label-{k}: \"{'l' * 20}{i}\"" for k in range(4))
     return f"""  svc-{i:05d}:
     image: veo/busybox
     command: ["sh", "-c", "trap 'exit 0' TERM; while true; do echo service {i} is alive; sleep 5; done"]
