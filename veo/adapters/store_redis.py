@@ -92,7 +92,8 @@ class RedisStore(Store):
             pipe.reset()
 
     def _error(self, e: Exception) -> StoreError:
-        text = str(e)
+        # redis-py quotes the whole failed command (a 500-service write): keep only the reason
+        text = str(e).split(" caused error: ", 1)[-1]
         if "OOM" in text or "maxmemory" in text:
             return StoreError(f"state store {self.name} is full: {text} (raise Redis's maxmemory; "
                               "nothing was written)")
