@@ -42,11 +42,12 @@ def run(services: int = 5000) -> dict:
     from veo.core.config import parse_spec
 
     text = big_spec(services)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = parse_spec(text, "big.yml")
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    # cpu_s: this process's CPU time, what the wall time would be on an idle core
     return {"services": len(result.spec.services), "bytes": len(text.encode()), "load_s": seconds,
-            "target_s": 5.0}
+            "cpu_s": cpu, "target_s": 5.0}
 
 
 if __name__ == "__main__":

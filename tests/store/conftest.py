@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Iterator
 
 import pytest
-from redis_server import RedisServer
+from bench.redis_server import RedisServer
 
 from veo.adapters.store import MemoryStore, SqliteStore, Store
 from veo.adapters.store_redis import RedisStore

@@ -112,7 +112,7 @@ def test_open_store_by_path_or_url(tmp_path, redis_server):
 
 def test_an_unreachable_redis_is_a_clear_error(redis_server):
     from veo.adapters.store import StoreError
-    from redis_server import free_port
+    from bench.redis_server import free_port
 
     with pytest.raises(StoreError, match=r"state store redis://127\.0\.0\.1:\d+/0 is not reachable"):
         RedisStore(f"redis://127.0.0.1:{free_port()}/0")

@@ -37,7 +37,7 @@ from veo.core.models import (
     service_rule_errors,
 )
 from veo.core.policy import Policy, violations
-from veo.core.yaml_compose import FastSafeLoader, compose_single
+from veo.core.yaml_compose import FastSafeLoader, compose_single, gc_paused
 
 UserPath = tuple[str, ...]
 Mark = tuple[int, int]  # 1-based (line, column)
@@ -603,8 +603,9 @@ def parse_spec(text: str, filename: str = "<string>", *, strict: bool = False,
     services are checked against ``policy`` when given (services added to a running cluster obey
     its policy), else against the file's own ``policy:``."""
     doc = _Doc(filename, strict)
-    data = _read_yaml(doc, text)
-    spec = None if data is None else _load_data(doc, data, policy=policy)
+    with gc_paused():
+        data = _read_yaml(doc, text)
+        spec = None if data is None else _load_data(doc, data, policy=policy)
     if spec is None or doc.errors():
         raise SpecError(doc.sorted_problems())
     return LoadResult(spec, doc.sorted_problems())

@@ -1,4 +1,4 @@
-"""A real private redis-server for tests: 127.0.0.1 on a free port, its own directory, append-only
+"""A real private redis-server for tests and benchmarks: 127.0.0.1 on a free port, its own directory, append-only
 file on, stopped by its PID (and killed with the pytest process that started it)."""
 
 from __future__ import annotations
