@@ -79,8 +79,8 @@ def test_kill_9_mid_write_leaves_the_old_or_the_new_spec(kind, rounds, tmp_path,
 
 
 def _in_tiny_tmpfs(directory: Path, size: str) -> list[str]:
-    """The writer's command, run in its own mount namespace with a tmpfs of ``size`` on
-    ``directory`` (gone with the process); None when this machine cannot mount."""
+    """The writer's command prefix: its own mount namespace with a tmpfs of ``size`` on
+    ``directory`` (gone with the process); [] when this machine cannot mount."""
     if shutil.which("unshare") is None or os.geteuid() != 0:
         return []
     probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {directory}"],
@@ -91,16 +91,22 @@ def _in_tiny_tmpfs(directory: Path, size: str) -> list[str]:
     return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", size, str(directory)]
 
 
-def test_a_full_disk_fails_the_write_clearly_and_changes_nothing(tmp_path):
+def _limit_file_size() -> None:
+    import resource
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+
+
+@pytest.mark.parametrize("how", ["tmpfs", "file-size limit"])
+def test_a_full_disk_fails_the_write_clearly_and_changes_nothing(tmp_path, how):
     directory = tmp_path / "state"
     directory.mkdir()
-    prefix = _in_tiny_tmpfs(directory, "1m")
-    preexec = None
-    if not prefix:  # no mounts here: a file-size limit makes the same ENOSPC-like failure
-        def preexec():
-            import resource
-            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-            resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+    prefix = _in_tiny_tmpfs(directory, "1m") if how == "tmpfs" else []
+    if how == "tmpfs" and not prefix:
+        pytest.skip("cannot mount a tmpfs here (needs root and unshare); the file-size limit runs")
+    # ENOSPC on a 1 MB tmpfs, or EFBIG past a 1 MB RLIMIT_FSIZE
+    preexec = _limit_file_size if how == "file-size limit" else None
     out = subprocess.run([*prefix, sys.executable, str(WRITER), str(directory), "full"], env=ENV,
                          capture_output=True, text=True, timeout=120, preexec_fn=preexec)
     assert out.returncode == 0, out.stderr

@@ -20,6 +20,7 @@ back from the engines.
 from __future__ import annotations
 
 import json
+import resource
 import shutil
 import sqlite3
 import threading
@@ -165,7 +166,10 @@ class SqliteStore(Store):
 
     def _error(self, e: Exception, what: str) -> StoreError:
         code = getattr(e, "sqlite_errorcode", None)
-        full = code == sqlite3.SQLITE_FULL or "full" in str(e) or _no_space(self.path.parent)
+        # ENOSPC is SQLITE_FULL; a write past a file-size limit (ulimit -f) is a plain I/O error
+        io_error = (code or 0) & 0xFF == sqlite3.SQLITE_IOERR
+        full = (code == sqlite3.SQLITE_FULL or "full" in str(e) or _no_space(self.path.parent)
+                or (io_error and _file_size_limited()))
         if full:
             return StoreError(f"state store {self.name} is full: {e} (free space on "
                               f"{self.path.parent}, nothing was written)")
@@ -181,6 +185,11 @@ def _no_space(directory: Path) -> bool:
         return shutil.disk_usage(directory).free == 0
     except OSError:
         return False
+
+
+def _file_size_limited() -> bool:
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    return soft != resource.RLIM_INFINITY
 
 
 def dump_service(svc: Service) -> dict:
