@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from veo.adapters.store import StoreError, dump_service, open_store
+from veo.adapters.store import StoreFull, dump_service, open_store
 from veo.core.models import Service
 
 SERVICES = 500
@@ -58,8 +58,9 @@ def full(directory: str) -> None:
     try:
         write_spec(store, 2, {0: rows(0, pad=4000)}, 1)  # ~2 MB: more than the disk holds
         seen["error"] = None
-    except StoreError as e:
+    except StoreFull as e:
         seen["error"] = str(e)
+        seen["http_status"] = e.http_status
     seen["unchanged"] = store.scan("") == before
     store.close()
     again = open_store(str(Path(directory) / "state.db"))

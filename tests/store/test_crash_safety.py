@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from spec_writer import names
-from veo.adapters.store import StoreError, open_store
+from veo.adapters.store import StoreFull, open_store
 from veo.adapters.store_redis import RedisStore
 
 WRITER = Path(__file__).with_name("spec_writer.py")
@@ -114,6 +114,7 @@ def test_a_full_disk_fails_the_write_clearly_and_changes_nothing(tmp_path, how):
     assert seen["before_rows"] == 501
     assert seen["error"] is not None and "state store " in seen["error"]
     assert " is full: " in seen["error"] and "nothing was written" in seen["error"]
+    assert seen["http_status"] == 507  # the REST API answers Insufficient Storage
     assert seen["unchanged"] and seen["unchanged_after_reopen"]
     assert seen["small_write_after"]
 
@@ -124,7 +125,7 @@ def test_a_full_redis_fails_the_write_clearly_and_changes_nothing(redis_server):
     before = store.scan("")
     redis_server.client.config_set("maxmemory", "1")  # below what is used: every write is OOM
     try:
-        with pytest.raises(StoreError, match=r"state store redis://127\.0\.0\.1:\d+/0\?prefix=full: "
+        with pytest.raises(StoreFull, match=r"state store redis://127\.0\.0\.1:\d+/0\?prefix=full: "
                                              r"is full: command not allowed when used memory > 'maxmemory'"):
             store.write({"spec/cluster": {"generation": 2}, "slot/b#0": {"node": "dos"}},
                         deletes=["slot/a#0"])

@@ -33,7 +33,15 @@ from veo.core.models import Service
 
 
 class StoreError(VeoError):
-    """The state store refused a read or a write (full, unreachable, corrupt); nothing changed."""
+    """The state store refused a read or a write (unreachable, corrupt); nothing changed."""
+
+    http_status = 503
+
+
+class StoreFull(StoreError):
+    """The state store has no room for a write (disk full, Redis at maxmemory); nothing changed."""
+
+    http_status = 507  # Insufficient Storage
 
 
 def encode(value: Any) -> str:
@@ -171,7 +179,7 @@ class SqliteStore(Store):
         full = (code == sqlite3.SQLITE_FULL or "full" in str(e) or _no_space(self.path.parent)
                 or (io_error and _file_size_limited()))
         if full:
-            return StoreError(f"state store {self.name} is full: {e} (free space on "
+            return StoreFull(f"state store {self.name} is full: {e} (free space on "
                               f"{self.path.parent}, nothing was written)")
         return StoreError(f"state store {self.name} {what}: {e}")
 

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 
-from veo.adapters.store import Store, StoreError
+from veo.adapters.store import Store, StoreError, StoreFull
 
 # ZRANGEBYLEX then HMGET in one atomic step, in chunks (Lua's unpack takes a few thousand values)
 _SCAN = """
@@ -95,7 +95,7 @@ class RedisStore(Store):
         # redis-py quotes the whole failed command (a 500-service write): keep only the reason
         text = str(e).split(" caused error: ", 1)[-1]
         if "OOM" in text or "maxmemory" in text:
-            return StoreError(f"state store {self.name} is full: {text} (raise Redis's maxmemory; "
+            return StoreFull(f"state store {self.name} is full: {text} (raise Redis's maxmemory; "
                               "nothing was written)")
         if "MISCONF" in text:
             return StoreError(f"state store {self.name} cannot persist (is its disk full?): {text}")
