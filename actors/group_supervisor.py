@@ -5,8 +5,8 @@ the pure ``veo.core.supervision.decide`` to the unit's state (restart counts, ba
 and returns the Decision for the agent to carry out. It keeps no engine handle: deciding and acting
 are separate, so a decision can be tested without Docker and an agent restart loses no budget.
 
-Restart counts the agent passes in are merged (max) into the memory here, so a restart of either
-actor never makes a count go down.
+Restart counts and the budget window (restart times) the agent passes in are merged into the
+memory here, so a restart of either actor never makes a count go down nor resets the budget.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 import ray
 
 from veo.core.models import GroupPolicy, Settings
-from veo.core.supervision import Death, Decision, Member, UnitState, decide
+from veo.core.supervision import Death, Decision, Member, UnitState, decide, merge_window
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)
@@ -34,11 +34,18 @@ class GroupSupervisor:
         death: Death,
         settings: Settings,
         restarts: dict[str, int],
+        window: list[float] = (),
     ) -> Decision:
+        """``window``: the unit's restart times from the last decision the agent got (its copy of
+        the budget window, so a restart of this actor does not reset the budget)."""
         state = self.units.setdefault(unit, UnitState())
         for key, n in restarts.items():
             state.restarts[key] = max(state.restarts.get(key, 0), n)
-        return decide(death, members, policy, state, settings, time.monotonic())
+        merge_window(state, window)
+        # CLOCK_MONOTONIC is machine-wide: a restarted supervisor on this node reads the same clock
+        decision = decide(death, members, policy, state, settings, time.monotonic())
+        decision.window = list(state.window)
+        return decision
 
     async def pid(self) -> int:
         """The worker process (fault-injection tests kill it)."""

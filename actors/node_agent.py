@@ -65,6 +65,7 @@ class NodeAgent:
         self.orphan_seen: dict[str, float] = {}
         self.converge_lock = asyncio.Lock()
         self.unit_locks: dict[str, asyncio.Lock] = {}
+        self.windows: dict[str, list[float]] = {}  # unit -> budget window, see _on_death
         self.sink = EventSink()
         self.handles = Handles()
         self.synced = False
@@ -290,8 +291,12 @@ class NodeAgent:
         members = [Member.of(i.a.service, i.a.instance) for i in live]
         death = Death(a.key, exit_code, ran_for=ran_for, reason=reason if forced else "",
                       force_restart=forced)
+        # the agent keeps each unit's budget window (restart times): a restarted supervisor
+        # merges it, so its budget is not forgotten
         decision = await self._supervisor().on_death.remote(
-            a.unit, members, a.policy, death, self.settings, {i.a.key: i.restarts for i in live})
+            a.unit, members, a.policy, death, self.settings, {i.a.key: i.restarts for i in live},
+            self.windows.get(a.unit, []))
+        self.windows[a.unit] = decision.window
         inst.reason = decision.reason
         await self._execute(a.unit, decision)
 

@@ -26,6 +26,7 @@ import ray
 from actors.group_supervisor import GroupSupervisor
 from actors.health_checker import HealthChecker
 from actors.node_agent import NodeAgent
+from veo.adapters.event_log import EventLog
 from veo.adapters.store import open_store
 from veo.core import rollout
 from veo.core.desired import DesiredState, summary
@@ -50,6 +51,11 @@ class Scheduler:
         self.tick = tick
         self.state = DesiredState.load(self.store)
         self.events: deque[Event] = deque(maxlen=EVENT_KEEP)
+        # the last EVENT_KEEP events persist in the store; indexes stay monotonic across restarts
+        self.event_log = EventLog(self.store, keep=EVENT_KEEP)
+        self.event_log.skip_to(self.state.event_index)  # a store from before events persisted
+        self.events.extend(self.event_log.recent(EVENT_KEEP))
+        self.state.event_index = max(self.state.event_index, self.event_log.last_index())
         self.nodes: dict[str, NodeRec] = {}
         self.pending: dict[str, str] = {}  # unit -> why it is not placed (from the last plan)
         self.unit_members: dict[str, tuple[str, ...]] = {}
@@ -267,6 +273,7 @@ class Scheduler:
             ev.index = self.state.next_index()
             self.events.append(ev)
             self.state.fold(ev)
+        self.event_log.append(events)  # one atomic write per batch, old rows trimmed
         asyncio.get_running_loop().create_task(self._notify())
 
     async def _notify(self) -> None:

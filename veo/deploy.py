@@ -7,6 +7,7 @@ removes every veo container and stops exactly those recorded processes.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -29,7 +30,8 @@ def start_scheduler(address: str | None = None, state_path: str | Path | None = 
     from actors.scheduler import Scheduler
 
     init_ray(address)
-    path = str(state_path or state_dir() / "state" / "scheduler.db")
+    # VEO_STATE_STORE=redis://host:port/0 keeps the desired state in Redis (off the head machine)
+    path = str(state_path or os.environ.get("VEO_STATE_STORE") or state_dir() / "state" / "scheduler.db")
     handle = Scheduler.options(
         name=SCHEDULER_NAME, namespace=ACTOR_NAMESPACE, lifetime="detached", get_if_exists=True,
         max_restarts=-1, resources={"node:__internal_head__": 0.001},

@@ -149,9 +149,10 @@ def test_save_writes_only_what_changed():
             super().__init__()
             self.writes: list[set[str]] = []
 
-        def put_many(self, items):
-            self.writes.append(set(items))
-            super().put_many(items)
+        def write(self, puts=None, deletes=()):
+            deletes = list(deletes)
+            self.writes.append(set(puts or {}) | set(deletes))
+            super().write(puts, deletes)
 
     store = Recording()
     st = placed("web")
@@ -159,4 +160,16 @@ def test_save_writes_only_what_changed():
     st.save(store)  # nothing changed: nothing written
     st.fold(ev(EventKind.restarted, status=S.running, restarts=1))
     st.save(store)
-    assert len(store.writes) == 2 and store.writes[1] == {"restarts"}
+    assert len(store.writes) == 2 and store.writes[1] == {"restart/web#0"}  # one row per event
+
+
+def test_a_store_written_as_blobs_loads_and_is_rewritten_as_rows():
+    store = MemoryStore()
+    st = placed("web")
+    store.write({"cluster": "veo", "slots": {k: s.to_json() for k, s in st.slots.items()},
+                 "restarts": {"web#0": 2}})
+    back = DesiredState.load(store)
+    assert back.slots == st.slots and back.restarts == {"web#0": 2}
+    back.save(store)
+    assert store.get("slots") is None and store.get("restarts") is None
+    assert set(store.scan("slot/")) == {"slot/web#0"} and store.get("restart/web#0") == 2

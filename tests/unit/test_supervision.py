@@ -7,7 +7,7 @@ import pytest
 from veo.core.lifecycle import allowed, is_terminal
 from veo.core.models import GroupPolicy, GroupRole, InstanceStatus, RestartPolicy, Settings
 from veo.core.names import split_key
-from veo.core.supervision import Death, Member, UnitState, backoff_delay, decide
+from veo.core.supervision import Death, Member, UnitState, backoff_delay, decide, merge_window
 
 SETTINGS = Settings(budget_restarts=5, budget_period=60, backoff_initial=0.1, backoff_max=10)
 MASTER = Member("web#0", "web", role=GroupRole.master)
@@ -109,6 +109,26 @@ def test_budget_window_slides():
         assert run(Death("web#0", 1), state=state, now=i).restart
     # 61 s later the old restarts have left the window
     assert run(Death("web#0", 1), state=state, now=70).restart
+
+
+def test_budget_window_rebuilt_from_times_kept_elsewhere():
+    """A restarted supervisor starts with an empty state; the times the agent kept (the window of
+    the last decision) make the budget continue instead of starting afresh."""
+    first = UnitState()
+    kept: list[float] = []
+    for i in range(3):
+        merge_window(first, kept)
+        decision = run(Death("web#0", 1), state=first, now=100 + i)
+        kept = list(first.window)
+    fresh = UnitState()  # the supervisor was restarted
+    merge_window(fresh, kept)
+    merge_window(fresh, kept)  # the same times handed back twice count once
+    assert list(fresh.window) == [100, 101, 102]
+    assert run(Death("web#0", 1), state=fresh, now=103).restart
+    assert run(Death("web#0", 1), state=fresh, now=104).restart
+    exhausted = run(Death("web#0", 1), state=fresh, now=105)
+    assert not exhausted.restart and "restart budget exhausted" in exhausted.reason
+    assert decision.restart
 
 
 def test_backoff_grows_then_caps_and_resets_after_a_long_run():

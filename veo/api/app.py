@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from veo.api import containers, errors, events, nodes, services, system, updates
 from veo.api.deps import ApiSettings, ApiState, ClientFactory, host_allowed, resolve_client
 from veo.api.hub import EventHub
+from veo.api.limits import BodyLimit, body_limit
 from veo.api.metrics import LatencyMiddleware, Metrics
 from veo.api.schemas import error_body
 from veo.api.ws import websocket_endpoint
@@ -84,6 +85,7 @@ def create_app(client_factory: ClientFactory | None = None, *, token: str | None
     _mount_ui(app)
     _errors_are_json(app)
     app.add_middleware(LatencyMiddleware, metrics=state.metrics)
+    app.add_middleware(BodyLimit, max_bytes=body_limit())  # 413 past VEO_API_MAX_BODY (5 MiB)
     app.add_middleware(HostGuard, settings=settings)
     return app
 

@@ -8,9 +8,9 @@ from typing import Any
 from fastapi import Request
 
 from veo.api.errors import TooLarge, UnsupportedMediaType
+from veo.api.limits import body_limit
 from veo.core.errors import SpecError, SpecProblem
 
-MAX_BODY = 1 << 20
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 
 
@@ -24,8 +24,9 @@ def is_yaml(request: Request) -> bool:
 
 async def raw_text(request: Request) -> str:
     data = await request.body()
-    if len(data) > MAX_BODY:
-        raise TooLarge(f"the body is {len(data)} bytes; at most {MAX_BODY} are accepted")
+    limit = body_limit()  # the BodyLimit middleware refused larger bodies before they were read
+    if limit and len(data) > limit:
+        raise TooLarge(f"the body is {len(data)} bytes; at most {limit} are accepted")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

@@ -30,14 +30,17 @@ from veo.core import rollout
 from veo.core.reconcile import Result, Slot, reconcile
 from veo.core.update import RollingUpdate
 
-# the parts of the state, each one key of the store
+# the parts of the state written whole, each one key of the store (a spec is applied whole)
 _PARTS = ("cluster", "services", "settings", "policy", "nodes", "removed", "cordoned", "draining",
-          "restarts", "slots", "event_index", "spec_index", "versions", "updates", "retiring")
+          "event_index", "spec_index", "versions", "updates", "retiring")
+# the parts that change per event, one row per instance: an event costs one row, not the lot
+_ROWS = {"slots": "slot/", "restarts": "restart/"}
 
 
 class Store(Protocol):
     def get(self, key: str, default: Any = None) -> Any: ...
-    def put_many(self, items: dict[str, Any]) -> None: ...
+    def scan(self, prefix: str = "") -> dict[str, Any]: ...
+    def write(self, puts: dict[str, Any] | None = None, deletes: Iterable[str] = ()) -> None: ...
 
 
 def dump_service(svc: Service) -> dict:
@@ -68,6 +71,9 @@ class DesiredState:
     updates: dict[str, RollingUpdate] = field(default_factory=dict)  # target -> its update
     retiring: dict[str, Slot] = field(default_factory=dict)  # start-first: old slots still desired
     _dirty: set[str] = field(default_factory=set, repr=False, compare=False)
+    # row part -> the keys changed since the last save (None: all of them)
+    _dirty_rows: dict[str, set[str] | None] = field(default_factory=dict, repr=False, compare=False)
+    _legacy: list[str] = field(default_factory=list, repr=False, compare=False)  # blobs to drop
     # update events decided inside an operation, for the Scheduler to record (not persisted)
     pending_notes: list = field(default_factory=list, repr=False, compare=False)
 
@@ -75,34 +81,69 @@ class DesiredState:
 
     @classmethod
     def load(cls, store: Store) -> DesiredState:
-        return cls(
+        rows = {part: {k[len(prefix):]: v for k, v in store.scan(prefix).items()}
+                for part, prefix in _ROWS.items()}
+        legacy = [part for part in _ROWS if store.get(part) is not None]  # one blob, before rows
+        for part in legacy:
+            rows[part] = {**store.get(part), **rows[part]}
+        st = cls(
             cluster=store.get("cluster", "veo"),
             services={n: load_service(d) for n, d in store.get("services", {}).items()},
             settings=Settings.model_validate(store.get("settings", {})),
             policy=Policy.model_validate(store.get("policy", {})),
             expected={d["name"]: Node.model_validate(d) for d in store.get("nodes", [])},
-            slots={k: Slot.from_json(v) for k, v in store.get("slots", {}).items()},
+            slots={k: Slot.from_json(v) for k, v in rows["slots"].items()},
             removed=set(store.get("removed", [])),
             cordoned=set(store.get("cordoned", [])),
             draining=set(store.get("draining", [])),
-            restarts=dict(store.get("restarts", {})),
+            restarts=dict(rows["restarts"]),
             event_index=store.get("event_index", 0),
             spec_index=store.get("spec_index", 0),
             versions=store.get("versions", {}),
             updates={t: RollingUpdate.from_json(u) for t, u in store.get("updates", {}).items()},
             retiring={k: Slot.from_json(v) for k, v in store.get("retiring", {}).items()},
         )
+        st._legacy = legacy
+        st.touch(*legacy)
+        return st
 
     def touch(self, *parts: str) -> None:
-        """Mark parts changed; the next ``save`` writes them."""
-        self._dirty.update(parts)
+        """Mark parts changed; the next ``save`` writes them (row parts: every row)."""
+        for part in parts:
+            if part in _ROWS:
+                self._dirty_rows[part] = None
+            else:
+                self._dirty.add(part)
+
+    def touch_row(self, part: str, key: str) -> None:
+        """Mark one row of a row part (``slots``, ``restarts``) changed."""
+        keys = self._dirty_rows.setdefault(part, set())
+        if keys is not None:
+            keys.add(key)
 
     def save(self, store: Store) -> None:
         """Write every part changed since the last save, in one transaction."""
-        if not self._dirty:
+        if not self._dirty and not self._dirty_rows:
             return
-        store.put_many({part: self._dump(part) for part in _PARTS if part in self._dirty})
+        puts = {part: self._dump(part) for part in _PARTS if part in self._dirty}
+        deletes: list[str] = list(self._legacy)
+        for part, keys in self._dirty_rows.items():
+            prefix, current = _ROWS[part], getattr(self, part)
+            if keys is None:  # rewritten whole: rows that are gone go too
+                keys = set(current) | {k[len(prefix):] for k in store.scan(prefix)}
+            for key in keys:
+                if key in current:
+                    puts[prefix + key] = self._row(part, current[key])
+                else:
+                    deletes.append(prefix + key)
+        store.write(puts, deletes)
         self._dirty.clear()
+        self._dirty_rows.clear()
+        self._legacy = []
+
+    @staticmethod
+    def _row(part: str, value: Any) -> Any:
+        return value.to_json() if part == "slots" else value
 
     def _dump(self, part: str) -> Any:
         if part == "services":
@@ -111,8 +152,8 @@ class DesiredState:
             return getattr(self, part).model_dump(mode="json")
         if part == "nodes":
             return [n.model_dump(mode="json") for n in self.expected.values()]
-        if part in ("slots", "retiring"):
-            return {k: s.to_json() for k, s in getattr(self, part).items()}
+        if part == "retiring":
+            return {k: s.to_json() for k, s in self.retiring.items()}
         if part == "updates":
             return {t: u.to_json() for t, u in self.updates.items()}
         value = getattr(self, part)
@@ -248,13 +289,13 @@ class DesiredState:
             return
         if ev.restarts is not None and ev.restarts > self.restarts.get(key, 0):
             self.restarts[key] = ev.restarts
-            self.touch("restarts")
+            self.touch_row("restarts", key)
         if ev.status in TERMINAL:
             self.slots[key] = slot.ended(ev.status, ev.reason)
-            self.touch("slots")
+            self.touch_row("slots", key)
         elif ev.status is InstanceStatus.running and slot.outcome:
             self.slots[key] = slot.ended(None)
-            self.touch("slots")
+            self.touch_row("slots", key)
 
     def revive(self, key: str) -> bool:
         """An explicit restart of an ended instance: clear its outcome. False if it had none."""
@@ -264,7 +305,7 @@ class DesiredState:
         if slot.outcome is None:
             return False
         self.slots[key] = slot.ended(None)
-        self.touch("slots")
+        self.touch_row("slots", key)
         return True
 
     # ---- decisions -----------------------------------------------------------------------------
@@ -277,8 +318,10 @@ class DesiredState:
                            hold=rollout.held_units(self), retiring=self.retiring)
         new_slots = {k: _carry_outcome(self.slots.get(k), s) for k, s in result.slots.items()}
         if new_slots != self.slots:
+            for key in set(new_slots) | set(self.slots):
+                if new_slots.get(key) != self.slots.get(key):
+                    self.touch_row("slots", key)
             self.slots = new_slots
-            self.touch("slots")
         self.pending_notes += rollout.after_plan(self)
         return result
 

@@ -75,6 +75,9 @@ class Decision:
     failed: dict[str, str] = field(default_factory=dict)  # key -> reason
     delay: float = 0.0
     reason: str = ""
+    # the unit's budget window after this decision (restart times): the agent keeps it and hands
+    # it back, so a restarted GroupSupervisor rebuilds the window instead of starting afresh
+    window: list[float] = field(default_factory=list)
 
     @property
     def nothing(self) -> bool:
@@ -184,6 +187,14 @@ def _restart(
     what = "the whole group" if kills_all else "it"
     reason = f"{death.reason or f'exited with code {death.exit_code}'}; restarting {what}"
     return Decision(restart=restart, stop=stop, delay=delay, reason=reason)
+
+
+def merge_window(state: UnitState, kept: list[float] | tuple[float, ...]) -> None:
+    """Fold restart times kept elsewhere (by the agent) into ``state``'s budget window: the union,
+    in time order. Times are the supervisor's own clock values handed back unchanged, so one
+    restart known on both sides counts once."""
+    if kept:
+        state.window = deque(sorted(set(state.window) | set(kept)))
 
 
 def _expire(window: deque[float], now: float, period: float) -> None:
