@@ -1,7 +1,10 @@
 """An in-memory stand-in for ``veo.client.Cluster``: the same methods, errors and shapes, no Ray.
 
-Adding a service runs its instances at once on the first nodes (fake container ids); events are
-recorded like the Scheduler's, and ``events(follow=True)`` long-polls a condition variable.
+It overrides the calls that go to the Scheduler and inherits the rest (lookups by name and ref,
+create-vs-replace, the summary), so the API tests run the client's own code for those. Adding a
+service checks the policy as the Scheduler does and runs its instances at once on the first nodes
+(fake container ids); events are recorded like the Scheduler's, and ``events_batch`` long-polls a
+condition variable.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+from veo.client import Cluster
 from veo.core.errors import Conflict, NotFound
 from veo.core.models import (
     ClusterSpec,
@@ -23,12 +27,12 @@ from veo.core.models import (
     NodeView,
     Service,
 )
-from veo.core.policy import Policy
+from veo.core.policy import Policy, enforce
 
 NODES = [("uno", "front"), ("dos", "back"), ("tres", "back")]
 
 
-class FakeCluster:
+class FakeCluster(Cluster):
     def __init__(self, policy: Policy | None = None):
         self.name = "fake"
         self.policy = policy or Policy()
@@ -80,6 +84,7 @@ class FakeCluster:
 
     def add_service(self, service: Service | dict) -> None:
         svc = service if isinstance(service, Service) else Service.model_validate(service)
+        enforce([svc], self.policy)  # as the Scheduler's add_service does
         self.calls.append(f"add_service {svc.name}")
         self._drop(svc.name)
         self._services[svc.name] = svc

@@ -12,7 +12,6 @@ from veo.api.deps import get_client, require_token
 from veo.api.errors import BODY, COMMON, CONFLICT, NOT_FOUND
 from veo.api.schemas import Moving
 from veo.core.bodies import validate_node
-from veo.core.errors import NotFound
 from veo.core.models import Node, NodeView
 
 router = APIRouter(prefix="/api/nodes", tags=["nodes"], responses=COMMON,
@@ -37,10 +36,7 @@ async def add_node(request: Request, client: Any = Depends(get_client)) -> Node:
 
 @router.get("/{name}", response_model=NodeView, responses=NOT_FOUND, summary="Get one node")
 def get_node(name: str, client: Any = Depends(get_client)) -> NodeView:
-    for n in client.nodes():
-        if n.name == name:
-            return n
-    raise NotFound(f"no node named {name!r}")
+    return client.node(name)
 
 
 @router.delete("/{name}", response_model=Moving, responses={**NOT_FOUND, **CONFLICT},
