@@ -46,6 +46,10 @@ class FakeCluster(Cluster):
 
     # ---- helpers for tests --------------------------------------------------------------------
 
+    def reset(self) -> None:
+        """Back to three empty nodes (a stateful run starts each scenario from the same state)."""
+        self.__init__(self.policy)
+
     def emit(self, kind: EventKind, **fields) -> Event:
         with self._cond:
             ev = Event(index=len(self._events) + 1, kind=kind, **fields)
@@ -56,6 +60,12 @@ class FakeCluster(Cluster):
     def _place(self, svc: Service) -> None:
         count = len(self._nodes) if svc.instances == "all" else svc.instances
         names = list(self._nodes)
+        if not names:  # as the Scheduler: pending, with the reason
+            for i in range(count):
+                self._instances[f"{svc.name}#{i}"] = Instance(
+                    service=svc.name, instance=i, group=svc.group, reason="no nodes")
+                self.emit(EventKind.pending, service=svc.name, instance=i, reason="no nodes")
+            return
         for i in range(count):
             node = names[i % len(names)]
             cid = hashlib.sha256(f"{svc.name}#{i}#{time.time()}".encode()).hexdigest()

@@ -103,7 +103,8 @@ def test_yaml_bodies_are_described_as_documents(client):
     doc = client.get("/openapi.json").json()
     for method in ("post", "put"):
         content = doc["paths"]["/api/services"][method]["requestBody"]["content"]
-        assert content["application/yaml"]["schema"] == {"$ref": "#/components/schemas/ClusterSpec"}
+        schema = content["application/yaml"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/ClusterSpec"}
 
 
 def test_yaml_bodies_of_the_wrong_shape_say_so(client):

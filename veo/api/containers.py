@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from veo.api.deps import get_client, require_token, settings_of
 from veo.api.errors import COMMON, CONFLICT, NOT_FOUND
+from veo.api.links import CONTAINERS_LISTED
 from veo.api.schemas import ContainerDetail, ContainerView, Done, Stats
 from veo.client import tail_growth
 from veo.core.errors import VeoError
@@ -32,7 +33,8 @@ ContainerRef = Path(description="Container id, a unique prefix of it, or service
                     min_length=1, max_length=200)
 
 
-@router.get("", response_model=list[ContainerView], responses=NOT_FOUND, summary="List containers")
+@router.get("", response_model=list[ContainerView], responses={**NOT_FOUND, **CONTAINERS_LISTED},
+            summary="List containers")
 def list_containers(
     service: str | None = Query(None, description="Only this service's instances"),
     node: str | None = Query(None, description="Only the instances on this node"),

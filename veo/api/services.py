@@ -11,11 +11,12 @@ from starlette.concurrency import run_in_threadpool
 from veo.api.body import is_yaml, json_body, raw_text, request_body
 from veo.api.deps import get_client, require_token
 from veo.api.errors import BODY, COMMON, CONFLICT, NOT_FOUND, POLICY, UnsupportedMediaType
+from veo.api.links import SERVICE_CREATED, SERVICES_LISTED
 from veo.api.schemas import Changes, Created, Done
 from veo.client import ServiceExists
 from veo.core.bodies import validate_service
 from veo.core.config import parse_spec
-from veo.core.errors import Conflict
+from veo.core.errors import Conflict, SpecError, SpecProblem
 from veo.core.models import Service
 
 router = APIRouter(prefix="/api/services", tags=["services"], responses=COMMON,
@@ -36,7 +37,8 @@ APPLY_BODY = request_body(None, YAML_EXAMPLE, "A whole cluster.yml: the cluster 
 BODY_FILE = "<body>"  # how problems in a YAML body name their file
 
 
-@router.get("", response_model=list[Service], summary="List services")
+@router.get("", response_model=list[Service], responses=SERVICES_LISTED,
+            summary="List services")
 def list_services(client: Any = Depends(get_client)) -> list[Service]:
     return client.services()
 
@@ -47,7 +49,8 @@ def get_service(name: str, client: Any = Depends(get_client)) -> Service:
 
 
 @router.post("", status_code=201, response_model=Created, openapi_extra=CREATE_BODY,
-             responses={**POLICY, **CONFLICT, **BODY}, summary="Add services")
+             responses={**POLICY, **CONFLICT, **BODY, **SERVICE_CREATED},
+             summary="Add services")
 async def create_services(request: Request, response: Response,
                           client: Any = Depends(get_client)) -> Created:
     """Add one service (JSON) or every service of a cluster.yml text (YAML). A name that exists
@@ -71,6 +74,9 @@ def _add_from_yaml(client: Any, text: str) -> tuple[list[str], list[str]]:
     # checked against the running cluster's policy, not one written in the body, so that a
     # refusal names its line; the Scheduler enforces that policy again on every add
     result = parse_spec(text, BODY_FILE, policy=client.spec().policy)
+    if not result.spec.services:  # a 201 must have created something
+        raise SpecError([SpecProblem("the body has no services to add", "services", BODY_FILE,
+                                     1, 1)])
     return _create(client, result.spec.services.values()), [str(w) for w in result.warnings]
 
 

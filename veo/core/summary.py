@@ -49,7 +49,8 @@ def totals(nodes: Iterable[NodeView]) -> Totals:
     return Totals(**{f: sum(getattr(n, f) for n in live) for f in Totals.model_fields})
 
 
-def summarize(spec: ClusterSpec, nodes: list[NodeView], instances: list[Instance]) -> ClusterSummary:
+def summarize(spec: ClusterSpec, nodes: list[NodeView],
+              instances: list[Instance]) -> ClusterSummary:
     return ClusterSummary(name=spec.name, policy=spec.policy, totals=totals(nodes),
                           nodes_alive=sum(1 for n in nodes if n.alive), nodes_total=len(nodes),
                           containers={s.value: n for s, n in status_counts(instances).items()})
