@@ -43,6 +43,7 @@ class FakeCluster(Cluster):
         self._events: list[Event] = []
         self._cond = threading.Condition()
         self.calls: list[str] = []
+        self._serial = 0
 
     # ---- helpers for tests --------------------------------------------------------------------
 
@@ -68,7 +69,8 @@ class FakeCluster(Cluster):
             return
         for i in range(count):
             node = names[i % len(names)]
-            cid = hashlib.sha256(f"{svc.name}#{i}#{time.time()}".encode()).hexdigest()
+            self._serial += 1  # ids differ per placement, the same in every run
+            cid = hashlib.sha256(f"{svc.name}#{i}#{self._serial}".encode()).hexdigest()
             self._instances[f"{svc.name}#{i}"] = Instance(
                 service=svc.name, instance=i, group=svc.group, node=node,
                 status=InstanceStatus.running, health=Health.none, container_id=cid,
