@@ -92,8 +92,8 @@ class Session:
     holding: dict[str, list[Event]] = field(default_factory=dict)  # subs replaying: live events
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
     closing: asyncio.Event = field(default_factory=asyncio.Event)
-    dropped: str | None = None  # why this session was dropped: its close reason
-    sent_index: int | None = None  # the last event index queued for it (where to resume)
+    dropped: str | None = None  # why this session was dropped
+    sent_index: int | None = None  # the last event index its socket has taken (where to resume)
 
     def send(self, message: dict) -> None:
         """A reply (subscribed, pong, error...)."""
@@ -124,10 +124,12 @@ class Session:
         if self.dropped is not None:
             return
         if self.queue.qsize() >= self.limit:
-            since = self.sent_index if self.sent_index is not None else 0
-            self.drop(f"too slow: {self.limit} messages waiting; resume with since={since}")
+            self.drop(f"too slow: {self.limit} messages waiting")
             return
-        self.queue.put_nowait(text)
+        self.queue.put_nowait((text, index))
+
+    def sent(self, index: int | None) -> None:
+        """The socket took the message of event ``index`` (None: a reply)."""
         if index is not None:
             self.sent_index = index
 

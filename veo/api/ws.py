@@ -117,9 +117,11 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        hub.sessions.discard(session)
         for task in tasks:
             task.cancel()
-        hub.sessions.discard(session)
+        # the writer must be gone before anything else is sent on this socket
+        await asyncio.wait(tasks, timeout=CLOSE_WAIT)
     if session.dropped is not None:
         hub.dropped += 1
         await _close_slow(ws, session)
@@ -130,13 +132,12 @@ async def _close_slow(ws: WebSocket, session: Session) -> None:
     then the close frame with the reason; each given a moment (a client that never reads gets
     its connection closed when this returns)."""
     resume = session.sent_index if session.sent_index is not None else 0
+    reason = f"{session.dropped}; resume with since={resume}"
     notice = {"type": "error", "code": "overflow", "resume_from": resume,
-              "message": f"{session.dropped}: events after {resume} were not sent; subscribe "
-              "again with since to resume"}
+              "message": f"{reason} (events after {resume} were not sent)"}
     try:
         await asyncio.wait_for(ws.send_text(json.dumps(notice)), CLOSE_WAIT)
-        await asyncio.wait_for(ws.close(code=CLOSE_TOO_SLOW, reason=session.dropped[:120]),
-                               CLOSE_WAIT)
+        await asyncio.wait_for(ws.close(code=CLOSE_TOO_SLOW, reason=reason[:120]), CLOSE_WAIT)
     except Exception:  # gone, or not reading: the server closes the connection anyway
         pass
 
@@ -164,12 +165,13 @@ async def _authenticate(ws: WebSocket, token: str) -> bool:
 
 
 async def _write(ws: WebSocket, session: Session, hub: EventHub, ping_interval: float) -> None:
-    while True:
+    while not session.closing.is_set():
         try:
-            text = await asyncio.wait_for(session.queue.get(), ping_interval)
+            text, index = await asyncio.wait_for(session.queue.get(), ping_interval)
         except asyncio.TimeoutError:
-            text = json.dumps({"type": "ping", "last_index": hub.last_index})
+            text, index = json.dumps({"type": "ping", "last_index": hub.last_index}), None
         await ws.send_text(text)
+        session.sent(index)
 
 
 async def _read(ws: WebSocket, session: Session, hub: EventHub) -> None:
