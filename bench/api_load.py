@@ -8,8 +8,8 @@ import asyncio
 import base64
 import json
 import os
+import math
 import socket
-import statistics
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 from websockets.asyncio.client import connect as ws_connect
 
+from bench.common import loadavg, percentile
 from veo.core.models import EventKind
 
 
@@ -122,14 +123,6 @@ def flood_and_probe(emit, rounds: int, floods: int, size: int, until=None,
     return probes
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[max(0, min(98, int(q) - 1))]
-
-
 # ---- REST at a fixed rate ------------------------------------------------------------------------
 
 @dataclass
@@ -153,8 +146,8 @@ class RestResult:
                 "p99_ms": _ms(percentile(self.latencies, 99))}
 
 
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 1)
+def _ms(seconds: float) -> float | None:
+    return None if math.isnan(seconds) else round(seconds * 1000, 1)
 
 
 def hammer(url: str, rate: float, seconds: float, token: str | None = None,
@@ -195,3 +188,145 @@ async def _hammer(url: str, rate: float, seconds: float, token: str | None,
         await asyncio.gather(*tasks)
         elapsed = time.perf_counter() - start
     return RestResult(total, elapsed, statuses, errors, latencies)
+
+
+# ---- the benchmark -------------------------------------------------------------------------------
+
+TOKEN = "bench-api-load-token-0123456789"
+
+
+class Server:
+    """``veo serve``'s app under uvicorn on a free loopback port, in a thread of this process."""
+
+    def __init__(self, client, **settings):
+        import uvicorn
+
+        from veo.api import create_app
+        from veo.api.deps import ApiSettings
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        port = self.sock.getsockname()[1]
+        self.url, self.ws_url = f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ws"
+        self.app = create_app(lambda: client, token=TOKEN, settings=ApiSettings(**settings))
+        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning",
+                                                    timeout_graceful_shutdown=2))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
+                                       daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server did not start")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+        self.sock.close()
+
+
+def _fake_cluster(services: int = 20):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "api"))
+    from fake_cluster import FakeCluster
+
+    fake = FakeCluster()
+    for i in range(services):
+        fake.add_service({"name": f"web{i}", "image": "veo/busybox", "instances": 3})
+    return fake
+
+
+def bench_rest(rate: float, seconds: float, address: str | None) -> dict:
+    """The server in a process of its own (so the load generator does not share its GIL)."""
+    import subprocess
+    import sys
+
+    argv = [sys.executable, "-m", "bench.api_load", "--serve"]
+    if address:
+        argv += ["--address", address]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    try:
+        url = proc.stdout.readline().strip()
+        if not url.startswith("http://127.0.0.1:"):
+            raise RuntimeError(f"the server did not start: {url!r}")
+        return hammer(f"{url}/api/containers", rate, seconds, TOKEN).summary()
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def _serve(address: str | None) -> None:
+    if address:
+        from veo.client import connect
+
+        client = connect(address)
+    else:
+        client = _fake_cluster()
+    server = Server(client, poll=1.0)
+    print(server.url, flush=True)
+    try:
+        server.thread.join()
+    except KeyboardInterrupt:
+        pass
+
+
+def bench_ws(fake, readers: int, rounds: int, stuck: bool) -> dict:
+    """Probe latency at ``readers`` subscribers while 'flood' events go by, with or without a
+    client that never reads (it follows the whole cluster, so the flood backs up on it)."""
+    server = Server(fake, poll=0.2, queue_limit=100)
+    hub = server.app.state.veo.hub
+    crowd = Readers(server.ws_url, TOKEN, count=readers)
+    thread = crowd.start(expect=rounds)
+    try:
+        if not crowd.ready.wait(600) or crowd.error is not None:
+            raise RuntimeError(f"readers did not connect: {crowd.error}")
+        sock = stuck_subscriber(server.ws_url, TOKEN) if stuck else None
+        t0 = time.perf_counter()
+        probes = flood_and_probe(fake.emit, rounds=rounds, floods=100, size=2000)
+        thread.join(600)
+        elapsed = time.perf_counter() - t0
+        complete = sum(1 for got in crowd.got if got == probes)
+        if sock is not None:
+            sock.close()
+        return {"readers": readers, "stuck_client": stuck, "probes": len(probes),
+                "readers_with_every_probe": complete, "dropped": hub.dropped,
+                "seconds": round(elapsed, 2),
+                "probe_p50_ms": _ms(percentile(crowd.latencies, 50)),
+                "probe_p99_ms": _ms(percentile(crowd.latencies, 99))}
+    finally:
+        server.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m bench.api_load", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="5 s of REST, 100 subscribers")
+    p.add_argument("--rate", type=float, default=200.0, help="REST requests per second")
+    p.add_argument("--seconds", type=float, help="REST duration (default 30, quick 5)")
+    p.add_argument("--readers", type=int, help="websocket subscribers (default 500, quick 100)")
+    p.add_argument("--address", help="a running veo cluster's Ray address: REST goes through its "
+                   "Scheduler (the websocket part always uses the in-memory fake)")
+    p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the REST server
+    args = p.parse_args(argv)
+    if args.serve:
+        return _serve(args.address)
+    seconds = args.seconds or (5.0 if args.quick else 30.0)
+    readers = args.readers or (100 if args.quick else 500)
+    print(f"load average: {loadavg()} (figures are this machine's, shared)")
+    where = (f"the cluster at {args.address}" if args.address else
+             "the in-memory fake cluster (60 containers)")
+    print(f"REST: GET /api/containers at {args.rate:g}/s for {seconds:g}s over {where}, the "
+          "server in its own process")
+    print(json.dumps(bench_rest(args.rate, seconds, args.address)))
+    for stuck in (False, True):
+        print(f"websocket: {readers} subscribers, {'with' if stuck else 'without'} a client "
+              "that never reads")
+        print(json.dumps(bench_ws(_fake_cluster(0), readers, rounds=20, stuck=stuck)))
+
+
+if __name__ == "__main__":
+    main()
