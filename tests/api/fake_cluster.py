@@ -183,7 +183,7 @@ class FakeCluster(Cluster):
 
     def events_batch(self, since: int | None = None, limit: int = 1000,
                      wait: float = 0.0) -> list[Event]:
-        """The one-call long poll the hub prefers (see the report: proposed for Cluster)."""
+        """As ``Cluster.events_batch``: one long poll (the hub's only call)."""
         with self._cond:
             pick = lambda: (self._events[-limit:] if since is None  # noqa: E731
                             else [e for e in self._events if e.index > since][:limit])
