@@ -124,3 +124,16 @@ def test_yaml_bodies_of_the_wrong_shape_say_so(client):
             assert message.startswith("<body>:1:1: expected a mapping with services: at the top "
                                       "level"), message
             assert words in message, message
+
+
+def test_instance_refs_in_both_spellings(client):
+    client.post("/api/services", json=service("web", instances=2))
+    for ref in ("web%231", "web:1"):  # '#' must be encoded in a URL
+        assert client.get(f"/api/containers/{ref}").json()["key"] == "web#1"
+    assert client.post("/api/containers/web%231/restart").json()["detail"] == "restarting web#1"
+    r = client.get("/api/containers/web:7")
+    assert r.status_code == 404 and r.json()["message"] == "no instance web#7"
+    with client.websocket_connect("ws://127.0.0.1:8086/ws") as ws:
+        ws.receive_json()
+        ws.send_json({"op": "subscribe", "container": "web:1"})
+        assert ws.receive_json()["selector"] == {"container": "web#1"}
