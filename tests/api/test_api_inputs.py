@@ -85,7 +85,8 @@ def test_node_names_are_described_as_checked(client, fake):
     service_name = doc["components"]["schemas"]["Service"]["properties"]["name"]
     assert service_name["pattern"] == NAME_RE.pattern
     r = client.post("/api/nodes", json={"name": ""})
-    assert r.status_code == 422 and r.json()["message"] == "nodes.0.name: '' is not a valid node name"
+    assert r.status_code == 422
+    assert r.json()["message"] == "nodes.0.name: '' is not a valid node name"
 
 
 node_schema = schemathesis.openapi.from_asgi("/openapi.json", make_app(

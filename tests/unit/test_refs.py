@@ -36,7 +36,8 @@ def test_resolve_refuses(ref, error, message):
 
 
 @pytest.mark.parametrize("ref, service, instance, cid, want", [
-    ("web#0", "web", 0, None, True), ("web:0", "web", 0, "x", True), ("web#0", "web", 1, "x", False),
+    ("web#0", "web", 0, None, True), ("web:0", "web", 0, "x", True),
+    ("web#0", "web", 1, "x", False),
     ("abc", "web", 0, "abcdef", True), ("abd", "web", 0, "abcdef", False),
     ("abc", "web", 0, None, False), ("", "web", 0, "abc", False),
 ])
@@ -58,4 +59,5 @@ def test_summary_counts_every_status_and_live_nodes_only():
     s = summarize(ClusterSpec(name="demo"), nodes, instances)
     assert s.containers == {"pending": 0, "starting": 0, "running": 2, "backoff": 0, "exited": 0,
                             "completed": 0, "failed": 1}
-    assert (s.nodes_alive, s.nodes_total, s.totals.cpus_total, s.totals.memory_total) == (1, 2, 4, 10)
+    got = (s.nodes_alive, s.nodes_total, s.totals.cpus_total, s.totals.memory_total)
+    assert got == (1, 2, 4, 10)
