@@ -15,8 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.dataclasses import dataclass
 
 from veo.core.errors import SpecProblem
-from veo.core.models import Instance, InstanceStatus, Port, Service
+from veo.core.models import Port, Service
 from veo.core.names import instance_key
+from veo.core.records import Instance, InstanceStatus
 from veo.core.summary import ClusterSummary
 
 
