@@ -14,14 +14,15 @@ from veo.api.deps import ApiSettings
 
 
 class LiveServer:
-    def __init__(self, client, *, token: str | None = None):
+    def __init__(self, client, *, token: str | None = None, settings: ApiSettings | None = None):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(("127.0.0.1", 0))  # bound here, so no other process can take the port
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
-        app = create_app(lambda: client, token=token, settings=ApiSettings(poll=2.0))
-        config = uvicorn.Config(app, log_level="warning", ws_ping_interval=20.0,
+        self.app = create_app(lambda: client, token=token,
+                              settings=settings or ApiSettings(poll=2.0))
+        config = uvicorn.Config(self.app, log_level="warning", ws_ping_interval=20.0,
                                 timeout_graceful_shutdown=2)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},

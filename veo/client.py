@@ -11,14 +11,15 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import ray
 
-from veo.core.errors import NotConnected, SpecError, SpecProblem, VeoError
-from veo.core.names import ACTOR_NAMESPACE as NAMESPACE, SCHEDULER_NAME
+from veo.core import refs
+from veo.core.errors import Conflict, NotConnected, NotFound, SpecError, SpecProblem, VeoError
 from veo.core.models import ClusterSpec, Event, Instance, InstanceStatus, Node, NodeView, Service
-
+from veo.core.names import ACTOR_NAMESPACE as NAMESPACE, SCHEDULER_NAME
+from veo.core.summary import ClusterSummary, summarize
 
 
 def state_dir() -> Path:
@@ -65,8 +66,21 @@ def tail_growth(old: str, new: str) -> str:
     return new[at + len(overlap):] if at >= 0 else new
 
 
+class ServiceExists(Conflict):
+    """``create_services`` was given names the cluster has already (``names``)."""
+
+    def __init__(self, names: list[str]):
+        self.names = names
+        super().__init__(f"these services exist already: {', '.join(names)}"
+                         if len(names) > 1 else f"service {names[0]!r} exists already")
+
+
 class Cluster:
-    """A connection to one veo cluster (one Scheduler on one Ray cluster)."""
+    """A connection to one veo cluster (one Scheduler on one Ray cluster).
+
+    The methods under "what every front door asks" are built only on the other public methods,
+    so a stand-in with those (the API tests' fake) gets the same lookups and checks by inheriting.
+    """
 
     def __init__(self, scheduler: ray.actor.ActorHandle):
         self._s = scheduler
@@ -167,6 +181,61 @@ class Cluster:
             if not follow:
                 return
             batch = _call(self._s.events_since.remote(since, 1000, poll), timeout=poll + 30)
+
+    # ---- what every front door asks ---------------------------------------------------------
+
+    def service(self, name: str) -> Service:
+        for svc in self.services():
+            if svc.name == name:
+                return svc
+        raise NotFound(f"no service named {name!r}")
+
+    def node(self, name: str) -> NodeView:
+        for node in self.nodes():
+            if node.name == name:
+                return node
+        raise NotFound(f"no node named {name!r}")
+
+    def instance(self, ref: str) -> Instance:
+        """The instance ``ref`` names: a container id, a unique prefix of it, or ``service#N``
+        (``service:N`` too). NotFound, or Conflict for an ambiguous prefix."""
+        return refs.resolve(self.containers(), ref)
+
+    def create_services(self, services: Iterable[Service]) -> list[str]:
+        """Add services the cluster does not have yet, all or none: ServiceExists (a Conflict)
+        naming those it has (``replace_service`` replaces one, ``apply`` a whole file), SpecError
+        when they break the group rules together with the running ones. The Scheduler enforces the
+        cluster policy on each."""
+        from veo.core.bodies import check_additions
+
+        new = {svc.name: svc for svc in services}
+        current = {svc.name: svc for svc in self.services()}
+        taken = sorted(set(new) & set(current))
+        if taken:
+            raise ServiceExists(taken)
+        check_additions(current, new)
+        for svc in new.values():
+            self.add_service(svc)
+        return list(new)
+
+    def replace_service(self, name: str, service: Service) -> Service:
+        """Replace the service ``name`` (NotFound when there is none; ``create_services`` adds
+        one) after checking the group rules with the other services."""
+        from veo.core.bodies import check_additions
+
+        if service.name != name:
+            raise SpecError([SpecProblem(f"the service is named {service.name!r}, not {name!r}",
+                                         "name")])
+        current = {svc.name: svc for svc in self.services()}
+        if name not in current:
+            raise NotFound(f"no service named {name!r}")
+        check_additions(current, {name: service})
+        self.add_service(service)
+        return service
+
+    def summary(self) -> ClusterSummary:
+        """The cluster at a glance: name, policy, totals over live nodes, instances by status."""
+        return summarize(self.spec(), self.nodes(), self.containers())
 
     def _nodes_reported(self) -> bool:
         """Every live node has reported its capacity (so 'pending' reasons are real ones)."""

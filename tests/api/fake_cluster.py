@@ -1,7 +1,10 @@
 """An in-memory stand-in for ``veo.client.Cluster``: the same methods, errors and shapes, no Ray.
 
-Adding a service runs its instances at once on the first nodes (fake container ids); events are
-recorded like the Scheduler's, and ``events(follow=True)`` long-polls a condition variable.
+It overrides the calls that go to the Scheduler and inherits the rest (lookups by name and ref,
+create-vs-replace, the summary), so the API tests run the client's own code for those. Adding a
+service checks the policy as the Scheduler does and runs its instances at once on the first nodes
+(fake container ids); events are recorded like the Scheduler's, and ``events_batch`` long-polls a
+condition variable.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+from veo.client import Cluster
 from veo.core.errors import Conflict, NotFound
 from veo.core.models import (
     ClusterSpec,
@@ -23,7 +27,7 @@ from veo.core.models import (
     NodeView,
     Service,
 )
-from veo.core.policy import Policy
+from veo.core.policy import Policy, enforce
 
 NODES = [("uno", "front"), ("dos", "back"), ("tres", "back")]
 
@@ -64,7 +68,7 @@ class _RolloutFake:
         return rollout.rollback_to(self._state(), service, to)[0]
 
 
-class FakeCluster(_RolloutFake):
+class FakeCluster(_RolloutFake, Cluster):
     def __init__(self, policy: Policy | None = None):
         self.name = "fake"
         self.policy = policy or Policy()
@@ -75,8 +79,13 @@ class FakeCluster(_RolloutFake):
         self._events: list[Event] = []
         self._cond = threading.Condition()
         self.calls: list[str] = []
+        self._serial = 0
 
     # ---- helpers for tests --------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Back to three empty nodes (a stateful run starts each scenario from the same state)."""
+        self.__init__(self.policy)
 
     def emit(self, kind: EventKind, **fields) -> Event:
         with self._cond:
@@ -88,9 +97,16 @@ class FakeCluster(_RolloutFake):
     def _place(self, svc: Service) -> None:
         count = len(self._nodes) if svc.instances == "all" else svc.instances
         names = list(self._nodes)
+        if not names:  # as the Scheduler: pending, with the reason
+            for i in range(count):
+                self._instances[f"{svc.name}#{i}"] = Instance(
+                    service=svc.name, instance=i, group=svc.group, reason="no nodes")
+                self.emit(EventKind.pending, service=svc.name, instance=i, reason="no nodes")
+            return
         for i in range(count):
             node = names[i % len(names)]
-            cid = hashlib.sha256(f"{svc.name}#{i}#{time.time()}".encode()).hexdigest()
+            self._serial += 1  # ids differ per placement, the same in every run
+            cid = hashlib.sha256(f"{svc.name}#{i}#{self._serial}".encode()).hexdigest()
             self._instances[f"{svc.name}#{i}"] = Instance(
                 service=svc.name, instance=i, group=svc.group, node=node,
                 status=InstanceStatus.running, health=Health.none, container_id=cid,
@@ -116,6 +132,7 @@ class FakeCluster(_RolloutFake):
 
     def add_service(self, service: Service | dict) -> None:
         svc = service if isinstance(service, Service) else Service.model_validate(service)
+        enforce([svc], self.policy)  # as the Scheduler's add_service does
         self.calls.append(f"add_service {svc.name}")
         self._drop(svc.name)
         self._services[svc.name] = svc
@@ -202,7 +219,7 @@ class FakeCluster(_RolloutFake):
 
     def events_batch(self, since: int | None = None, limit: int = 1000,
                      wait: float = 0.0) -> list[Event]:
-        """The one-call long poll the hub prefers (see the report: proposed for Cluster)."""
+        """As ``Cluster.events_batch``: one long poll (the hub's only call)."""
         with self._cond:
             pick = lambda: (self._events[-limit:] if since is None  # noqa: E731
                             else [e for e in self._events if e.index > since][:limit])

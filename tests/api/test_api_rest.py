@@ -106,7 +106,7 @@ def test_containers_list_filter_and_inspect(client, fake):
     all_ = client.get("/api/containers").json()
     assert {c["node"] for c in all_} == {"uno", "dos", "tres"}
     on_dos = client.get("/api/containers", params={"node": "dos"}).json()
-    assert [c["key"] for c in on_dos] == ["web:1"]
+    assert [c["key"] for c in on_dos] == ["web#1"]  # canonical spelling (issue 8)
     cid = on_dos[0]["id"]
     detail = client.get(f"/api/containers/{cid[:10]}").json()
     assert detail["status"] == "running" and detail["node"] == "dos" and detail["restarts"] == 0
@@ -123,7 +123,7 @@ def test_ambiguous_prefix_is_a_conflict(client, fake):
     for i, inst in enumerate(fake._instances.values()):
         inst.container_id = f"abc{i}" + "0" * 60
     assert client.get("/api/containers/abc").status_code == 409
-    assert client.get("/api/containers/abc1").json()["key"] == "web:1"
+    assert client.get("/api/containers/abc1").json()["key"] == "web#1"
 
 
 def test_logs_stats_and_restart(client, fake):

@@ -111,3 +111,28 @@ def test_token_on_a_real_socket(world):
             ws_connect(server.ws_url, origin="http://evil.example", open_timeout=10)
     finally:
         server.close()
+
+
+def test_stateful_schemathesis_on_the_real_cluster(world):
+    """A short stateful run (links from a create to reads and deletes) through the real Scheduler:
+    services and containers only (node operations and applying a whole file would disturb the
+    shared world), every service it created removed afterwards."""
+    import schemathesis
+    from stateful_api import created_services, run_state_machine
+
+    from veo.api.deps import ApiSettings
+
+    token = "live-stateful-token-0123456789"
+    server = LiveServer(world.client, token=token,
+                        settings=ApiSettings(poll=2.0, follow_max_seconds=0.5))
+    calls: list[tuple] = []
+    try:
+        schema = (schemathesis.openapi.from_url(f"{server.url}/openapi.json",
+                                                headers={"Authorization": f"Bearer {token}"})
+                  .include(path_regex=r"^/api/(services|containers)")
+                  .exclude(method="PUT", path="/api/services"))
+        run_state_machine(schema, token, examples=6, steps=5, calls=calls)
+    finally:
+        server.close()
+        world.remove(*created_services(calls))
+    assert calls and all(status < 500 for _, _, status, _ in calls)

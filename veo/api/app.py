@@ -29,11 +29,15 @@ UI_DIR = Path(__file__).resolve().parent.parent / "ui"
 
 DESCRIPTION = """Run Docker containers across the nodes of a Ray cluster.
 
-Errors are JSON (`ErrorBody`) with the same text as the CLI. With a token configured every route
-but `/healthz` needs `Authorization: Bearer TOKEN`. Live events: the websocket `/ws` (see the
+Errors are JSON (`ErrorBody`) with the same text as the CLI. An instance is named `service#N`
+(`service%23N` in a URL; `service:N` is accepted too). Live events: the websocket `/ws` (see the
 README for its JSON protocol: subscribe to a container, service, node, the cluster or event kinds,
 resume from an index).
 """
+WITH_TOKEN = ("This server has a token: every route but `/healthz` needs "
+              "`Authorization: Bearer TOKEN`, and so does `/ws`.")
+WITHOUT_TOKEN = ("This server has no token: it needs no authentication, and it listens on and "
+                 "answers only loopback names (`127.0.0.1`, `localhost`).")
 
 
 def _default_factory(address: str | None = None) -> ClientFactory:
@@ -83,7 +87,7 @@ def create_app(client_factory: ClientFactory | None = None, *, token: str | None
     app.include_router(system.guarded)
     app.add_api_websocket_route("/ws", websocket_endpoint)
     _mount_ui(app)
-    _errors_are_json(app)
+    _document_as_served(app, settings)
     app.add_middleware(LatencyMiddleware, metrics=state.metrics)
     app.add_middleware(BodyLimit, max_bytes=body_limit())  # 413 past VEO_API_MAX_BODY (5 MiB)
     app.add_middleware(HostGuard, settings=settings)
@@ -99,22 +103,34 @@ def _mount_ui(app: FastAPI) -> None:
     app.mount("/ui", StaticFiles(directory=UI_DIR), name="ui")
 
 
-def _errors_are_json(app: FastAPI) -> None:
-    """FastAPI documents a route's error responses in the route's own media type; for the plain
-    text routes (logs, metrics) that would be wrong: errors are always JSON."""
+def _document_as_served(app: FastAPI, settings: ApiSettings) -> None:
+    """The OpenAPI document as this server really behaves: its security (a bearer token required
+    on the guarded routes, or no authentication at all), and errors always JSON (FastAPI would
+    document a plain-text route's errors, logs and metrics, as plain text)."""
     def openapi() -> dict:
         if app.openapi_schema is None:
             doc = FastAPI.openapi(app)
+            doc["info"]["description"] += "\n" + (WITHOUT_TOKEN if settings.token is None
+                                                  else WITH_TOKEN)
             for path in doc.get("paths", {}).values():
                 for op in path.values():
-                    for status, resp in op.get("responses", {}).items():
-                        content = resp.get("content", {})
-                        if status[0] in "45" and "text/plain" in content:
-                            content["application/json"] = content.pop("text/plain")
+                    _errors_in_json(op)
+                    if settings.token is None:  # HTTPBearer marks every guarded route
+                        op.pop("security", None)
+                        op.get("responses", {}).pop("401", None)
+            if settings.token is None:
+                doc.get("components", {}).pop("securitySchemes", None)
             app.openapi_schema = doc
         return app.openapi_schema
 
     app.openapi = openapi
+
+
+def _errors_in_json(op: dict) -> None:
+    for status, resp in op.get("responses", {}).items():
+        content = resp.get("content", {})
+        if status[0] in "45" and "text/plain" in content:
+            content["application/json"] = content.pop("text/plain")
 
 
 class HostGuard:

@@ -46,7 +46,9 @@ async def json_body(request: Request) -> Any:
 
 
 def yaml_content(example: str) -> dict:
-    return {"schema": {"type": "string"}, "example": example}
+    # the schema of the document the text holds (a client sends the YAML of such an object);
+    # compose keys veo ignores are accepted too, with a warning
+    return {"schema": {"$ref": "#/components/schemas/ClusterSpec"}, "example": example}
 
 
 def request_body(json_ref: str | None, yaml_example: str | None, description: str) -> dict:

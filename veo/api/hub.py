@@ -1,20 +1,23 @@
 """The event hub: ONE long poll on the Scheduler, fanned out locally to every websocket.
 
-A thread follows ``Cluster.events(since, follow=True)`` (the Scheduler's ``events_since`` long
-poll) and hands each event to the server's event loop, which appends it to a local ring buffer and
-offers it to every session. So a hundred browsers cost the Scheduler the same one call as none,
-and a slow browser only fills its own queue, never the control loop.
+A thread follows ``Cluster.events_batch(since, limit, wait)`` (the Scheduler's ``events_since``
+long poll) and hands each batch to the server's event loop, which appends it to a local ring
+buffer and offers it to every session. So a hundred browsers cost the Scheduler the same one call
+as none, and a client that stops reading only fills its own bounded queue (then it is dropped),
+never the others' delivery or the control loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from veo.core import refs
 from veo.core.models import Event, EventKind
 
 log = logging.getLogger("veo.api.hub")
@@ -36,7 +39,8 @@ def parse_kinds(names: list[str]) -> frozenset[EventKind]:
 
 @dataclass(frozen=True)
 class Selector:
-    """What one subscription wants: one scope (or the whole cluster) and optionally some kinds."""
+    """What one subscription wants: one scope (or the whole cluster) and optionally some kinds.
+    A container scope is an id, a prefix of one, or an instance ref (``web#0``, ``web:0``)."""
 
     scope: str = "cluster"  # cluster | service | node | container
     value: str | None = None
@@ -50,39 +54,53 @@ class Selector:
         if self.scope == "node":
             return ev.node == self.value
         if self.scope == "container":
-            return _container_matches(self.value or "", ev)
+            return refs.matches(self.value or "", ev.service, ev.instance, ev.container_id)
         return True
 
     def describe(self) -> dict:
-        out: dict[str, Any] = {self.scope: True if self.scope == "cluster" else self.value}
+        value = refs.canonical(self.value or "") if self.scope == "container" else self.value
+        out: dict[str, Any] = {self.scope: True if self.scope == "cluster" else value}
         if self.kinds:
             out["kinds"] = sorted(k.value for k in self.kinds)
         return out
 
 
-def _container_matches(value: str, ev: Event) -> bool:
-    # 'service:N' names an instance (also while it has no container); else an id or its prefix
-    if ":" in value:
-        service, _, instance = value.rpartition(":")
-        return ev.service == service and str(ev.instance) == instance
-    return bool(ev.container_id) and ev.container_id.startswith(value)
+def event_json(ev: Event) -> str:
+    return json.dumps(ev.model_dump(mode="json"))
+
+
+def event_message(ev: Event, ids: list[str], text: str | None = None) -> str:
+    """``{"type": "event", "subscriptions": [...], "event": {...}}``, reusing the event's JSON
+    (``text``) rendered once for every session."""
+    return (f'{{"type": "event", "subscriptions": {json.dumps(ids)}, '
+            f'"event": {text or event_json(ev)}}}')
 
 
 @dataclass(eq=False)  # compared by identity: sessions live in a set
 class Session:
-    """One websocket's subscriptions and its outgoing queue (events and replies, in order)."""
+    """One websocket's subscriptions and its outgoing queue (events and replies, in order, as
+    text ready to send).
+
+    Bounded: at most ``limit`` messages wait. A message that finds the queue full drops the
+    session (``dropped`` says why, ``closing`` wakes its socket, which closes with that reason),
+    so a client that stops reading costs ``limit`` messages of memory and nothing else. Replays
+    wait for room instead (``put_replay``): they are paced by the client that asked for them.
+    """
 
     limit: int
     subs: dict[str, Selector] = field(default_factory=dict)
     holding: dict[str, list[Event]] = field(default_factory=dict)  # subs replaying: live events
     queue: asyncio.Queue = field(default_factory=asyncio.Queue)
-    queued_events: int = 0
-    overflow_after: int | None = None  # set when events were dropped: resume after this index
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+    dropped: str | None = None  # why this session was dropped
+    sent_index: int | None = None  # the last event index its socket has taken (where to resume)
 
     def send(self, message: dict) -> None:
-        self.queue.put_nowait(message)
+        """A reply (subscribed, pong, error...)."""
+        self._put(json.dumps(message))
 
-    def offer(self, ev: Event) -> None:
+    def offer(self, ev: Event, text: str | None = None) -> None:
+        """A live event; ``text`` is its JSON."""
         ids = []
         for sub_id, sel in self.subs.items():
             if sel.matches(ev):
@@ -91,37 +109,33 @@ class Session:
                 else:
                     ids.append(sub_id)
         if ids:
-            self.push(ev, ids)
+            self.push(ev, ids, text)
 
-    def push(self, ev: Event, ids: list[str]) -> None:
-        if self.overflow_after is not None:
-            return  # already behind: the client resumes from overflow_after
-        if self.queued_events >= self.limit:
-            self.overflow_after = ev.index - 1
-            after = ev.index - 1
-            self.queue.put_nowait({"type": "error", "code": "overflow", "resume_from": after,
-                                   "message": f"too slow: events after {after} were dropped; "
-                                   "subscribe again with since to resume"})
+    def push(self, ev: Event, ids: list[str], text: str | None = None) -> None:
+        self._put(event_message(ev, ids, text), ev.index)
+
+    async def put_replay(self, ev: Event, ids: list[str]) -> None:
+        # half the queue stays free for live events meanwhile, so a long replay never drops it
+        while self.queue.qsize() >= max(1, self.limit // 2) and self.dropped is None:
+            await asyncio.sleep(0.02)
+        self.push(ev, ids)
+
+    def _put(self, text: str, index: int | None = None) -> None:
+        if self.dropped is not None:
             return
-        self.queued_events += 1
-        self.queue.put_nowait({"type": "event", "subscriptions": ids,
-                               "event": ev.model_dump(mode="json")})
+        if self.queue.qsize() >= self.limit:
+            self.drop(f"too slow: {self.limit} messages waiting")
+            return
+        self.queue.put_nowait((text, index))
 
+    def sent(self, index: int | None) -> None:
+        """The socket took the message of event ``index`` (None: a reply)."""
+        if index is not None:
+            self.sent_index = index
 
-def long_poll_of(client: Any) -> Callable[[int | None, int, float], list[Event]] | None:
-    """One call that waits up to ``wait`` seconds for events after ``since``: the client's
-    ``events_batch`` when it has one, else the real client's Scheduler (``events_since``)."""
-    batch = getattr(client, "events_batch", None)
-    if batch is not None:
-        return batch
-    scheduler = getattr(client, "_s", None)
-    if scheduler is None:
-        return None
-    from veo.client import _call
-
-    # stopgap until Cluster has a public events_batch: the same call events(follow=True) makes
-    return lambda since, limit, wait: _call(scheduler.events_since.remote(since, limit, wait),
-                                            timeout=wait + 30)
+    def drop(self, reason: str) -> None:
+        self.dropped = reason
+        self.closing.set()
 
 
 class EventHub:
@@ -134,6 +148,7 @@ class EventHub:
         self.on_event = on_event
         self.buffer: deque[Event] = deque(maxlen=keep)
         self.sessions: set[Session] = set()
+        self.dropped = 0  # sessions dropped for being too slow, since the server started
         self.connected = False
         self.last_index: int | None = None
         self.error: str | None = None
@@ -161,11 +176,13 @@ class EventHub:
             try:
                 client = self.resolve()
                 self.connected, self.error = True, None
-                for ev in self._stream(client, since):
-                    if self._stop.is_set():
-                        return
-                    since = ev.index
-                    self._loop.call_soon_threadsafe(self._publish, ev)
+                # one long poll at a time, so that ``stop`` takes effect between polls (a thread
+                # still inside Ray's get when Ray shuts down takes the process with it)
+                while not self._stop.is_set():
+                    batch = client.events_batch(since, 1000, self.poll)
+                    if batch and not self._stop.is_set():
+                        since = batch[-1].index
+                        self._loop.call_soon_threadsafe(self._publish, batch)
             except (Exception, SystemExit) as e:  # Ray raises SystemExit when it shuts down
                 if self._stop.is_set() or isinstance(e, SystemExit):
                     return
@@ -174,29 +191,17 @@ class EventHub:
                 self.connected, self.error = False, str(e)
                 self._stop.wait(1.0)
 
-    def _stream(self, client: Any, since: int | None):
-        """The client's events after ``since``, following, one long poll at a time so that
-        ``stop`` takes effect between polls (a thread still inside Ray's get when Ray shuts down
-        takes the process with it). ``events(follow=True)`` is the fallback: it only returns
-        control when an event comes."""
-        poll = long_poll_of(client)
-        if poll is None:
-            yield from client.events(since=since, follow=True, poll=self.poll)
-            return
-        while not self._stop.is_set():
-            for ev in poll(since, 1000, self.poll):
-                since = ev.index
-                yield ev
-
-    def _publish(self, ev: Event) -> None:
-        if self.last_index is not None and ev.index <= self.last_index:
-            return  # a retry re-read something already seen
-        self.last_index = ev.index
-        self.buffer.append(ev)
-        if self.on_event is not None:
-            self.on_event(ev)
-        for session in list(self.sessions):
-            session.offer(ev)
+    def _publish(self, batch: list[Event]) -> None:
+        for ev in batch:
+            if self.last_index is not None and ev.index <= self.last_index:
+                continue  # a retry re-read something already seen
+            self.last_index = ev.index
+            self.buffer.append(ev)
+            if self.on_event is not None:
+                self.on_event(ev)
+            text = event_json(ev)  # once, however many sessions get it
+            for session in list(self.sessions):
+                session.offer(ev, text)
 
     def backlog(self, since: int) -> list[Event] | None:
         """Buffered events after ``since``, or None when the buffer does not reach back that far."""

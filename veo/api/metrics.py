@@ -23,6 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from veo.core.models import EventKind, Health, InstanceStatus
+from veo.core.summary import status_counts
 
 log = logging.getLogger("veo.api.metrics")
 disable_created_metrics()  # the *_created series only double what a scraper sees anyway
@@ -55,8 +56,9 @@ class ClusterCollector:
 
 def _instance_metrics(instances: list) -> list:
     by_status = GaugeMetricFamily("veo_containers", "Instances by status", labels=["status"])
-    for status in InstanceStatus:
-        by_status.add_metric([status.value], sum(1 for i in instances if i.status is status))
+    counts = status_counts(instances)
+    for status, count in counts.items():
+        by_status.add_metric([status.value], count)
     by_health = GaugeMetricFamily("veo_containers_health", "Instances by health", labels=["health"])
     for health in Health:
         by_health.add_metric([health.value], sum(1 for i in instances if i.health is health))
@@ -68,7 +70,7 @@ def _instance_metrics(instances: list) -> list:
     for service, count in sorted(per_service.items()):
         restarts.add_metric([service], count)
     pending = GaugeMetricFamily("veo_pending_instances", "Instances waiting for a node")
-    pending.add_metric([], sum(1 for i in instances if i.status is InstanceStatus.pending))
+    pending.add_metric([], counts[InstanceStatus.pending])
     return [by_status, by_health, restarts, pending]
 
 

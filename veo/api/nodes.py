@@ -10,9 +10,9 @@ from starlette.concurrency import run_in_threadpool
 from veo.api.body import json_body, request_body
 from veo.api.deps import get_client, require_token
 from veo.api.errors import BODY, COMMON, CONFLICT, NOT_FOUND
+from veo.api.links import NODE_ADDED, NODES_LISTED
 from veo.api.schemas import Moving
 from veo.core.bodies import validate_node
-from veo.core.errors import NotFound
 from veo.core.models import Node, NodeView
 
 router = APIRouter(prefix="/api/nodes", tags=["nodes"], responses=COMMON,
@@ -22,13 +22,13 @@ ADD_BODY = request_body("Node", None, "The expected node: it becomes live when a
                         "labelled veo.node=<name> joins")
 
 
-@router.get("", response_model=list[NodeView], summary="List nodes")
+@router.get("", response_model=list[NodeView], responses=NODES_LISTED, summary="List nodes")
 def list_nodes(client: Any = Depends(get_client)) -> list[NodeView]:
     return client.nodes()
 
 
 @router.post("", status_code=201, response_model=Node, openapi_extra=ADD_BODY,
-             responses=BODY, summary="Expect a node")
+             responses={**BODY, **NODE_ADDED}, summary="Expect a node")
 async def add_node(request: Request, client: Any = Depends(get_client)) -> Node:
     node = validate_node(await json_body(request))
     await run_in_threadpool(client.add_node, node)
@@ -37,10 +37,7 @@ async def add_node(request: Request, client: Any = Depends(get_client)) -> Node:
 
 @router.get("/{name}", response_model=NodeView, responses=NOT_FOUND, summary="Get one node")
 def get_node(name: str, client: Any = Depends(get_client)) -> NodeView:
-    for n in client.nodes():
-        if n.name == name:
-            return n
-    raise NotFound(f"no node named {name!r}")
+    return client.node(name)
 
 
 @router.delete("/{name}", response_model=Moving, responses={**NOT_FOUND, **CONFLICT},

@@ -1,30 +1,37 @@
 """Response and request shapes of the REST API that are not veo's own models.
 
-veo's models (Service, Node, NodeView, Event, Port) are returned as they are; these add what a
-front door shows on top of them (a container's detail, stats, the change lists of an apply) and
-the one error shape every route answers with.
+veo's models (Service, Node, NodeView, Event, Port) are returned as they are; these derive from
+veo's own types and add only what a front door shows on top of them (a container's key, uptime and
+detail, stats, the change lists of an apply) and the one error shape every route answers with.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+import time
+from datetime import datetime, timezone
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.dataclasses import dataclass
 
-from veo.core.models import Health, InstanceStatus, Port
-from veo.core.policy import Policy
+from veo.core.errors import SpecProblem
+from veo.core.models import Port, Service
+from veo.core.names import instance_key
+from veo.core.records import Instance, InstanceStatus
+from veo.core.summary import ClusterSummary
 
 
-class Problem(BaseModel):
-    """One problem of a spec: the same text the CLI prints, and where."""
+@dataclass(frozen=True)
+class Problem(SpecProblem):
+    """One problem of a spec: where and what (``SpecProblem``), plus the line the CLI prints."""
 
-    message: str
-    path: str = ""
-    file: str | None = None
-    line: int | None = None
-    column: int | None = None
-    warning: bool = False
-    text: str = Field(description="The problem as the CLI prints it (FILE:LINE:COL: path: what).")
+    text: str = Field("", description="The problem as the CLI prints it "
+                      "(FILE:LINE:COL: path: what).")
+
+    @classmethod
+    def of(cls, p: SpecProblem) -> Problem:
+        fields = {f.name: getattr(p, f.name) for f in dataclasses.fields(SpecProblem)}
+        return cls(**fields, text=str(p))
 
 
 class ErrorBody(BaseModel):
@@ -35,24 +42,33 @@ class ErrorBody(BaseModel):
     problems: list[Problem] = Field(default_factory=list)
 
 
-class ContainerView(BaseModel):
-    """One instance of a service: where it runs and in what state (pending ones have no id)."""
+class ContainerView(Instance):
+    """One instance of a service (an ``Instance``): where it runs and in what state, with its
+    key and uptime. Pending instances have no id."""
 
-    id: str | None = Field(description="The container id on its node's engine (None while "
-                           "pending).")
-    key: str = Field(description="service:instance, usable wherever a container id is.")
-    service: str
-    instance: int
-    group: str | None = None
-    node: str | None = None
-    status: InstanceStatus
-    health: Health
-    restarts: int
-    generation: int
-    started_at: str | None = None
+    model_config = ConfigDict(validate_by_name=True, validate_by_alias=True)
+
+    container_id: str | None = Field(None, alias="id", description="The container id on its "
+                                     "node's engine (None while pending).")
+    key: str = Field(description="service#instance, usable wherever a container id is "
+                     "(service:instance is accepted too).")
     uptime_seconds: float | None = None
-    exit_code: int | None = None
-    reason: str | None = None
+
+    @classmethod
+    def of(cls, inst: Instance, now: float | None = None) -> ContainerView:
+        return cls(**inst.model_dump(), key=instance_key(inst.service, inst.instance),
+                   uptime_seconds=uptime(inst, now))
+
+
+def uptime(inst: Instance, now: float | None = None) -> float | None:
+    if inst.status is not InstanceStatus.running or not inst.started_at:
+        return None
+    try:
+        started = datetime.strptime(inst.started_at[:19], "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return None
+    seconds = (now or time.time()) - started.replace(tzinfo=timezone.utc).timestamp()
+    return max(0.0, round(seconds, 1))
 
 
 class ContainerDetail(ContainerView):
@@ -66,6 +82,15 @@ class ContainerDetail(ContainerView):
     memory: int | None = None
     restart: str
     healthcheck: bool
+
+    @classmethod
+    def of(cls, inst: Instance, svc: Service) -> ContainerDetail:
+        # what `docker inspect` would name the restart policy veo applies
+        restart = svc.restart.value if svc.restart_on_success or svc.restart.value == "never" \
+            else "on-failure"
+        return cls(**ContainerView.of(inst).model_dump(), image=svc.image, command=svc.command,
+                   ports=svc.ports, network_mode=svc.network_mode, cpus=svc.cpus,
+                   memory=svc.memory, restart=restart, healthcheck=svc.healthcheck is not None)
 
 
 class Stats(BaseModel):
@@ -104,24 +129,9 @@ class Done(BaseModel):
     detail: str = ""
 
 
-class Totals(BaseModel):
-    cpus_total: float = 0.0
-    cpus_allocated: float = 0.0
-    memory_total: int = 0
-    memory_allocated: int = 0
-    disk_total: int = 0
-    disk_allocated: int = 0
+class ClusterView(ClusterSummary):
+    """The cluster at a glance (``ClusterSummary``) and where its Ray dashboard is."""
 
-
-class ClusterView(BaseModel):
-    """The cluster at a glance: its name, policy, totals over live nodes, counts by status."""
-
-    name: str
-    policy: Policy
-    totals: Totals
-    nodes_alive: int
-    nodes_total: int
-    containers: dict[str, int] = Field(description="Instances by status.")
     dashboard_url: str
 
 
@@ -132,9 +142,10 @@ class HealthReport(BaseModel):
     events_connected: bool
     last_event_index: int | None = None
     subscribers: int = 0
+    dropped_subscribers: int = Field(0, description="Websockets dropped for falling too far "
+                                     "behind, since the server started.")
 
 
-def error_body(kind: str, message: str, problems: list[Any] | None = None) -> dict:
-    probs = [Problem(message=p.message, path=p.path, file=p.file, line=p.line, column=p.column,
-                     warning=p.warning, text=str(p)).model_dump() for p in problems or []]
+def error_body(kind: str, message: str, problems: list[SpecProblem] | None = None) -> dict:
+    probs = [Problem.of(p) for p in problems or []]
     return ErrorBody(error=kind, message=message, problems=probs).model_dump()

@@ -1,4 +1,5 @@
-"""``/api/services``: the desired state. Thin: validate like the CLI, then one client call."""
+"""``/api/services``: the desired state. Thin: read the body as the CLI reads a file, then one
+client call (the client checks create-vs-replace and the group rules, the Scheduler the policy)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from starlette.concurrency import run_in_threadpool
 from veo.api.body import is_yaml, json_body, raw_text, request_body
 from veo.api.deps import get_client, require_token
 from veo.api.errors import BODY, COMMON, CONFLICT, NOT_FOUND, POLICY, UnsupportedMediaType
+from veo.api.links import SERVICE_CREATED, SERVICES_LISTED
 from veo.api.schemas import Changes, Created, Done
-from veo.core.bodies import check_additions, validate_service
+from veo.client import ServiceExists
+from veo.core.bodies import validate_service
 from veo.core.config import parse_spec
-from veo.core.errors import Conflict, NotFound
+from veo.core.errors import Conflict, SpecError, SpecProblem
 from veo.core.models import Service
-from veo.core.policy import enforce
 
 router = APIRouter(prefix="/api/services", tags=["services"], responses=COMMON,
                    dependencies=[Depends(require_token)])
@@ -35,25 +37,20 @@ APPLY_BODY = request_body(None, YAML_EXAMPLE, "A whole cluster.yml: the cluster 
 BODY_FILE = "<body>"  # how problems in a YAML body name their file
 
 
-def _current(client: Any) -> dict[str, Service]:
-    return {s.name: s for s in client.services()}
-
-
-@router.get("", response_model=list[Service], summary="List services")
+@router.get("", response_model=list[Service], responses=SERVICES_LISTED,
+            summary="List services")
 def list_services(client: Any = Depends(get_client)) -> list[Service]:
     return client.services()
 
 
 @router.get("/{name}", response_model=Service, responses=NOT_FOUND, summary="Get one service")
 def get_service(name: str, client: Any = Depends(get_client)) -> Service:
-    for svc in client.services():
-        if svc.name == name:
-            return svc
-    raise NotFound(f"no service named {name!r}")
+    return client.service(name)
 
 
 @router.post("", status_code=201, response_model=Created, openapi_extra=CREATE_BODY,
-             responses={**POLICY, **CONFLICT, **BODY}, summary="Add services")
+             responses={**POLICY, **CONFLICT, **BODY, **SERVICE_CREATED},
+             summary="Add services")
 async def create_services(request: Request, response: Response,
                           client: Any = Depends(get_client)) -> Created:
     """Add one service (JSON) or every service of a cluster.yml text (YAML). A name that exists
@@ -70,29 +67,26 @@ async def create_services(request: Request, response: Response,
 
 
 def _add_from_json(client: Any, body: Any) -> list[str]:
-    current = _current(client)
-    svc = validate_service(body, others=current)
-    if svc.name in current:
-        raise Conflict(f"service {svc.name!r} exists already; PUT /api/services/{svc.name} "
-                       "replaces it")
-    enforce([svc], client.spec().policy)
-    client.add_service(svc)
-    return [svc.name]
+    return _create(client, [validate_service(body)])
 
 
 def _add_from_yaml(client: Any, text: str) -> tuple[list[str], list[str]]:
-    current = _current(client)
-    # services added to a running cluster obey its policy, not one written in the body
+    # checked against the running cluster's policy, not one written in the body, so that a
+    # refusal names its line; the Scheduler enforces that policy again on every add
     result = parse_spec(text, BODY_FILE, policy=client.spec().policy)
-    new = result.spec.services
-    taken = sorted(set(new) & set(current))
-    if taken:
-        raise Conflict(f"these services exist already: {', '.join(taken)}; PUT "
-                       "/api/services/{name} replaces one, PUT /api/services applies a whole file")
-    check_additions(current, new)
-    for svc in new.values():
-        client.add_service(svc)
-    return list(new), [str(w) for w in result.warnings]
+    if not result.spec.services:  # a 201 must have created something
+        raise SpecError([SpecProblem("the body has no services to add", "services", BODY_FILE,
+                                     1, 1)])
+    return _create(client, result.spec.services.values()), [str(w) for w in result.warnings]
+
+
+def _create(client: Any, services) -> list[str]:
+    try:
+        return client.create_services(services)
+    except ServiceExists as e:  # the same refusal, in this front door's words
+        how = (f"PUT /api/services/{e.names[0]} replaces it" if len(e.names) == 1 else
+               "PUT /api/services/{name} replaces one, PUT /api/services applies a whole file")
+        raise Conflict(f"{e}; {how}") from None
 
 
 @router.put("", response_model=Changes, openapi_extra=APPLY_BODY,
@@ -102,7 +96,8 @@ async def apply(request: Request, client: Any = Depends(get_client)) -> Changes:
     if not is_yaml(request):
         raise UnsupportedMediaType("PUT /api/services takes a cluster.yml: send it with "
                                    "Content-Type: application/yaml")
-    spec = parse_spec(await raw_text(request), BODY_FILE).spec
+    text = await raw_text(request)
+    spec = (await run_in_threadpool(parse_spec, text, BODY_FILE)).spec  # big files: not on the loop
     return Changes(**await run_in_threadpool(client.apply, spec))
 
 
@@ -115,13 +110,7 @@ async def replace_service(name: str, request: Request,
 
 
 def _replace(client: Any, name: str, body: Any) -> Service:
-    current = _current(client)
-    if name not in current:
-        raise NotFound(f"no service named {name!r} (POST /api/services creates one)")
-    svc = validate_service(body, name, others=current)
-    enforce([svc], client.spec().policy)
-    client.add_service(svc)
-    return svc
+    return client.replace_service(name, validate_service(body, name))
 
 
 @router.delete("/{name}", response_model=Done, responses=NOT_FOUND, summary="Remove a service")

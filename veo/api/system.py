@@ -9,8 +9,8 @@ from fastapi.responses import Response
 
 from veo.api.deps import get_client, require_token, settings_of
 from veo.api.errors import COMMON
-from veo.api.schemas import ClusterView, HealthReport, Totals
-from veo.core.models import ClusterSpec, InstanceStatus
+from veo.api.schemas import ClusterView, HealthReport
+from veo.core.models import ClusterSpec
 
 router = APIRouter(tags=["cluster"])
 guarded = APIRouter(tags=["cluster"], responses=COMMON, dependencies=[Depends(require_token)])
@@ -21,7 +21,8 @@ def healthz(request: Request) -> HealthReport:
     """Answers without calling the Scheduler; says whether the event stream is connected."""
     state = request.app.state.veo
     return HealthReport(events_connected=state.hub.connected, last_event_index=state.hub.last_index,
-                        subscribers=len(state.hub.sessions))
+                        subscribers=len(state.hub.sessions),
+                        dropped_subscribers=state.hub.dropped)
 
 
 @guarded.get("/metrics", summary="Prometheus metrics", response_class=Response, responses={
@@ -34,12 +35,7 @@ def metrics(request: Request) -> Response:
 
 @guarded.get("/api/cluster", response_model=ClusterView, summary="The cluster at a glance")
 def cluster(request: Request, client: Any = Depends(get_client)) -> ClusterView:
-    spec, nodes, instances = client.spec(), client.nodes(), client.containers()
-    live = [n for n in nodes if n.alive]
-    totals = Totals(**{f: sum(getattr(n, f) for n in live) for f in Totals.model_fields})
-    counts = {s.value: sum(1 for i in instances if i.status is s) for s in InstanceStatus}
-    return ClusterView(name=spec.name, policy=spec.policy, totals=totals, nodes_alive=len(live),
-                       nodes_total=len(nodes), containers=counts,
+    return ClusterView(**client.summary().model_dump(),
                        dashboard_url=settings_of(request).dashboard_url)
 
 

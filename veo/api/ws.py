@@ -6,7 +6,7 @@ Protocol (JSON text messages; every client message has ``op``, or ``type`` as a 
   request carried no ``Authorization: Bearer`` header.
 - ``{"op": "subscribe", "id"?: ID, <scope>?, "kinds"?: [...], "since"?: N}`` where scope is one
   of ``"cluster": true`` (the default), ``"service": NAME``, ``"node": NAME`` or
-  ``"container": ID`` (an id, its prefix, or ``service:instance``); ``kinds`` keeps only those
+  ``"container": ID`` (an id, its prefix, or ``service#instance``; ``service:instance`` too); ``kinds`` keeps only those
   event kinds (``ready`` means ``healthy``); ``since`` replays the matching events after that
   index, then goes live. Answers: ``{"type": "subscribed", "id", "selector"}``, then with
   ``since`` the replayed events and ``{"type": "replayed", "id", "since", "count"}``.
@@ -16,8 +16,11 @@ Protocol (JSON text messages; every client message has ``op``, or ``type`` as a 
 The server sends ``{"type": "welcome", "last_index", "ping_interval"}`` first, then
 ``{"type": "event", "subscriptions": [IDs], "event": {...}}`` per matching event (once per event
 even when several subscriptions match), ``{"type": "ping", "last_index"}`` when idle, and
-``{"type": "error", "message"}`` for a malformed message (the connection stays open), or with
-``"code": "overflow", "resume_from": N`` when it fell too far behind.
+``{"type": "error", "message"}`` for a malformed message (the connection stays open).
+
+A client that falls behind by ``queue_limit`` messages (default 1000) is dropped: it gets, as far
+as it still reads, ``{"type": "error", "code": "overflow", "resume_from": N}`` and a close frame
+with code 1013 and the reason ("too slow: ... resume with since=N"). Others never wait for it.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from veo.api.deps import host_allowed, resolve_client, same_origin, token_matche
 from veo.api.hub import EventHub, Selector, Session, parse_kinds
 
 AUTH_TIMEOUT = 10.0
+CLOSE_TOO_SLOW = 1013  # "try again later": the client may reconnect and resume with since
+CLOSE_WAIT = 2.0  # seconds a dropped client is given to take its notice and the close frame
 _ids = itertools.count(1)
 
 
@@ -106,14 +111,35 @@ async def websocket_endpoint(ws: WebSocket) -> None:
     hub.sessions.add(session)
     session.send({"type": "welcome", "last_index": hub.last_index,
                   "ping_interval": settings.ping_interval})
-    reader = asyncio.create_task(_read(ws, session, hub))
-    writer = asyncio.create_task(_write(ws, session, hub, settings.ping_interval))
+    tasks = {asyncio.create_task(_read(ws, session, hub)),
+             asyncio.create_task(_write(ws, session, hub, settings.ping_interval)),
+             asyncio.create_task(session.closing.wait())}
     try:
-        await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in (reader, writer):
-            task.cancel()
         hub.sessions.discard(session)
+        for task in tasks:
+            task.cancel()
+        # the writer must be gone before anything else is sent on this socket
+        await asyncio.wait(tasks, timeout=CLOSE_WAIT)
+    if session.dropped is not None:
+        hub.dropped += 1
+        await _close_slow(ws, session)
+
+
+async def _close_slow(ws: WebSocket, session: Session) -> None:
+    """Tell a dropped client why and where to resume, as far as it still reads: the message,
+    then the close frame with the reason; each given a moment (a client that never reads gets
+    its connection closed when this returns)."""
+    resume = session.sent_index if session.sent_index is not None else 0
+    reason = f"{session.dropped}; resume with since={resume}"
+    notice = {"type": "error", "code": "overflow", "resume_from": resume,
+              "message": f"{reason} (events after {resume} were not sent)"}
+    try:
+        await asyncio.wait_for(ws.send_text(json.dumps(notice)), CLOSE_WAIT)
+        await asyncio.wait_for(ws.close(code=CLOSE_TOO_SLOW, reason=reason[:120]), CLOSE_WAIT)
+    except Exception:  # gone, or not reading: the server closes the connection anyway
+        pass
 
 
 async def _authenticate(ws: WebSocket, token: str) -> bool:
@@ -139,14 +165,13 @@ async def _authenticate(ws: WebSocket, token: str) -> bool:
 
 
 async def _write(ws: WebSocket, session: Session, hub: EventHub, ping_interval: float) -> None:
-    while True:
+    while not session.closing.is_set():
         try:
-            message = await asyncio.wait_for(session.queue.get(), ping_interval)
+            text, index = await asyncio.wait_for(session.queue.get(), ping_interval)
         except asyncio.TimeoutError:
-            message = {"type": "ping", "last_index": hub.last_index}
-        if message.get("type") == "event":
-            session.queued_events -= 1
-        await ws.send_text(json.dumps(message))
+            text, index = json.dumps({"type": "ping", "last_index": hub.last_index}), None
+        await ws.send_text(text)
+        session.sent(index)
 
 
 async def _read(ws: WebSocket, session: Session, hub: EventHub) -> None:
@@ -213,5 +238,5 @@ async def _subscribe(ws: WebSocket, session: Session, hub: EventHub, req: Subscr
     for ev in sorted([*backlog, *held], key=lambda e: e.index):
         if ev.index not in seen and selector.matches(ev) and sub_id in session.subs:
             seen.add(ev.index)
-            session.push(ev, [sub_id])
+            await session.put_replay(ev, [sub_id])
     session.send({"type": "replayed", "id": sub_id, "since": req.since, "count": len(seen)})

@@ -19,6 +19,16 @@ from veo.core.policy import Policy
 _ANY_POLICY = Policy(**dict.fromkeys(Policy.model_fields, True))
 
 
+def without_nulls(value: Any) -> Any:
+    """A JSON body with every ``null`` member of a mapping left out: in a REST body an explicit
+    null means "not set" (the default), as a key left out does; list items stay as they are."""
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
+
+
 def validate_service(body: Any, name: str | None = None, *,
                      others: dict[str, Service] | None = None) -> Service:
     """One service. ``name`` (from a URL) fills in or must match ``name:``; ``others`` are the
@@ -26,6 +36,7 @@ def validate_service(body: Any, name: str | None = None, *,
     if not isinstance(body, dict):
         got = _show(body)
         raise SpecError([SpecProblem(f"expected a service (a mapping with image:), got {got}")])
+    body = without_nulls(body)
     key = name if name is not None else body.get("name")
     if not isinstance(key, str) or not key:
         raise SpecError([SpecProblem("missing required field 'name'", "name")])
@@ -42,6 +53,7 @@ def validate_node(body: Any) -> Node:
     if not isinstance(body, dict):  # cluster.yml's 'name@host' shorthand is for files
         got = _show(body)
         raise SpecError([SpecProblem(f"expected a node (a mapping with name:), got {got}")])
+    body = without_nulls(body)
     doc = _Doc(None, strict=True)  # type: ignore[arg-type]
     spec = _load_data(doc, {"nodes": [body]})
     if spec is None or doc.errors():

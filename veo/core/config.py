@@ -164,6 +164,7 @@ class _Doc:
     positions: dict[UserPath, _Pos] = field(default_factory=dict)
     renamed: dict[UserPath, UserPath] = field(default_factory=dict)  # veo path -> user's path
     problems: list[SpecProblem] = field(default_factory=list)
+    quoted: bool = False  # the whole document is one quoted string
 
     def mark(self, path: UserPath, *, key: bool = False) -> Mark | None:
         """The position of ``path``; a path that is not in the file (a default) falls back to
@@ -277,6 +278,7 @@ def _compose_and_construct(doc: _Doc, loader_class: type, text: str) -> Any:
             doc.problems.append(SpecProblem(message, "", doc.file, 1, 1))
             return None
         doc.positions[()] = _Pos(None, _mark(node.start_mark))
+        doc.quoted = isinstance(node, yaml.ScalarNode) and node.style in ("'", '"')
         _check_duplicates(doc, node, (), set())
         data = loader.construct_document(node)  # also flattens '<<' merges in the tree
         _record_positions(doc, loader, node, ())
@@ -577,7 +579,8 @@ def _load_data(doc: _Doc, data: Any, *, rules: bool = True,
     """Validate parsed data into a spec, recording problems in ``doc``. ``rules``: check the
     cross-service rules too; ``policy``: check the services against it (None: the spec's own)."""
     if not isinstance(data, dict):
-        doc.add((), f"expected a mapping with services: at the top level, got {_show(data)}")
+        got = _top_level(data, doc.quoted)
+        doc.add((), f"expected a mapping with services: at the top level, got {got}")
         return None
     clean = _clean(doc, data)
     try:
@@ -596,6 +599,15 @@ def _load_data(doc: _Doc, data: Any, *, rules: bool = True,
     return spec
 
 
+def _top_level(data: Any, quoted: bool) -> str:
+    if data is None:
+        return "nothing (the document is null)"
+    if quoted:  # most likely the file's text, quoted or JSON-encoded once more by a client
+        return (f"a string ({_show(data)}), not a mapping: send the cluster.yml text itself, not "
+                "a quoted or JSON-encoded string")
+    return _show(data)
+
+
 def parse_spec(text: str, filename: str = "<string>", *, strict: bool = False,
                policy: Policy | None = None) -> LoadResult:
     """Parse cluster.yml text. Raises ``SpecError`` carrying every problem found (warnings too,
@@ -605,7 +617,8 @@ def parse_spec(text: str, filename: str = "<string>", *, strict: bool = False,
     doc = _Doc(filename, strict)
     with gc_paused():
         data = _read_yaml(doc, text)
-        spec = None if data is None else _load_data(doc, data, policy=policy)
+        # a document that is null ('~', 'null') parsed fine: say what it should have been
+        spec = None if data is None and doc.errors() else _load_data(doc, data, policy=policy)
     if spec is None or doc.errors():
         raise SpecError(doc.sorted_problems())
     return LoadResult(spec, doc.sorted_problems())

@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from veo.core.units import parse_duration, parse_size
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+# the JSON schema says what the validators accept (their messages stay veo's own)
+NAME_SCHEMA = {"pattern": NAME_RE.pattern}
 RESERVED_LABEL_PREFIX = "veo."
 
 
@@ -275,7 +277,7 @@ class UpdatePolicy(Strict):
 class Service(Strict):
     """One service of cluster.yml: what to run, where it may run, how it is kept alive."""
 
-    name: str
+    name: str = Field(json_schema_extra=NAME_SCHEMA)
     image: str
     command: list[str] | None = None
     entrypoint: list[str] | None = None
@@ -304,7 +306,7 @@ class Service(Strict):
     disk: int | None = Field(default=None, ge=0)
     roles: list[str] = Field(default_factory=list)
     hosts: list[str] = Field(default_factory=list)
-    group: str | None = None
+    group: str | None = Field(None, json_schema_extra=NAME_SCHEMA)
     group_role: GroupRole | None = None
     group_policy: GroupPolicy | None = None
     healthcheck: HealthCheck | None = None
@@ -492,7 +494,7 @@ def _scalar_text(v: Any) -> str:
 class Node(Strict):
     """A node expected in the cluster; capacity fields override what the engine reports."""
 
-    name: str
+    name: str = Field(json_schema_extra=NAME_SCHEMA)
     host: str = "localhost"
     role: str | None = None
     cpus: float | None = Field(default=None, ge=0)

@@ -1,0 +1,56 @@
+"""The cluster at a glance: instances by status, capacity totals over live nodes. Pure.
+
+One counting rule for every front door (REST ``/api/cluster``, ``/metrics``, the UI), computed from
+what the Scheduler reports.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from pydantic import BaseModel, Field
+
+from veo.core.models import ClusterSpec, Policy
+from veo.core.records import Instance, InstanceStatus, NodeView
+
+
+class Totals(BaseModel):
+    """Capacity and allocation summed over the live nodes."""
+
+    cpus_total: float = 0.0
+    cpus_allocated: float = 0.0
+    memory_total: int = 0
+    memory_allocated: int = 0
+    disk_total: int = 0
+    disk_allocated: int = 0
+
+
+class ClusterSummary(BaseModel):
+    """The cluster's name, policy, totals over live nodes, and instances by status."""
+
+    name: str
+    policy: Policy
+    totals: Totals
+    nodes_alive: int
+    nodes_total: int
+    containers: dict[str, int] = Field(description="Instances by status (every status, 0 too).")
+
+
+def status_counts(instances: Iterable[Instance]) -> dict[InstanceStatus, int]:
+    """Instances by status, every status present (0 when none)."""
+    counts = dict.fromkeys(InstanceStatus, 0)
+    for inst in instances:
+        counts[inst.status] += 1
+    return counts
+
+
+def totals(nodes: Iterable[NodeView]) -> Totals:
+    live = [n for n in nodes if n.alive]
+    return Totals(**{f: sum(getattr(n, f) for n in live) for f in Totals.model_fields})
+
+
+def summarize(spec: ClusterSpec, nodes: list[NodeView],
+              instances: list[Instance]) -> ClusterSummary:
+    return ClusterSummary(name=spec.name, policy=spec.policy, totals=totals(nodes),
+                          nodes_alive=sum(1 for n in nodes if n.alive), nodes_total=len(nodes),
+                          containers={s.value: n for s, n in status_counts(instances).items()})
