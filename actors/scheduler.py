@@ -80,14 +80,15 @@ class Scheduler:
         that run are rolled (their ``update:`` rules); ``check_index``: only if the spec index
         is still that (compare-and-set)."""
         self._start()
-        changes = self.state.apply(spec, check_index=check_index)
+        # persisted before anything acts on it; a full store leaves everything as it was
+        changes = self.state.transact(self.store, lambda: self.state.apply(spec, check_index=check_index))
         self._record([Event(kind=EventKind.applied, reason=summary(changes)), *self._take_notes()])
         self._commit()
         return changes
 
     async def add_service(self, svc: Service) -> None:
         self._start()
-        self.state.add_service(svc)
+        self.state.transact(self.store, lambda: self.state.add_service(svc))
         self._record(self._take_notes())
         self._commit()
 
@@ -117,7 +118,7 @@ class Scheduler:
         return number
 
     async def remove_service(self, name: str) -> None:
-        self.state.remove_service(name)
+        self.state.transact(self.store, lambda: self.state.remove_service(name))
         self._commit()
 
     async def restart(self, service: str, instance: int = 0) -> None:

@@ -173,3 +173,30 @@ def test_a_store_written_as_blobs_loads_and_is_rewritten_as_rows():
     back.save(store)
     assert store.get("slots") is None and store.get("restarts") is None
     assert set(store.scan("slot/")) == {"slot/web#0"} and store.get("restart/web#0") == 2
+
+
+def test_an_apply_the_store_refuses_changes_nothing():
+    """A full disk makes apply fail with the store's error, and the value in memory is as it was
+    (as it is in the store): nothing half-applied."""
+    from veo.adapters.store import StoreFull
+
+    class Full(MemoryStore):
+        full = False
+
+        def write(self, puts=None, deletes=()):
+            if self.full:
+                raise StoreFull("state store /x is full: no space left on device")
+            super().write(puts, deletes)
+
+    store = Full()
+    st = placed("web")
+    st.save(store)
+    before = (dict(st.services), dict(st.slots), st.spec_index, dict(st.versions), st.removed)
+    store.full = True
+    with pytest.raises(StoreFull, match="is full"):
+        st.transact(store, lambda: st.apply(spec("db")))
+    assert (dict(st.services), dict(st.slots), st.spec_index, dict(st.versions), st.removed) == before
+    assert DesiredState.load(store) == st
+    store.full = False
+    st.transact(store, lambda: st.apply(spec("db")))
+    assert DesiredState.load(store).services.keys() == {"db"}

@@ -15,9 +15,10 @@ agents and the event buffer.
 
 from __future__ import annotations
 
+import copy
 import time
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Protocol
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Callable, Iterable, Mapping, Protocol, TypeVar
 
 from veo.core.errors import Conflict, NotFound
 from veo.core.lifecycle import TERMINAL
@@ -29,6 +30,8 @@ from veo.core.policy import enforce
 from veo.core import rollout
 from veo.core.reconcile import Result, Slot, reconcile
 from veo.core.update import RollingUpdate
+
+T = TypeVar("T")
 
 # the parts of the state written whole, each one key of the store (a spec is applied whole)
 _PARTS = ("cluster", "services", "settings", "policy", "nodes", "removed", "cordoned", "draining",
@@ -140,6 +143,28 @@ class DesiredState:
         self._dirty.clear()
         self._dirty_rows.clear()
         self._legacy = []
+
+    def transact(self, store: Store, change: Callable[[], T]) -> T:
+        """Run ``change`` and save it. If it or the save fails (a bad spec, a full disk), the
+        value goes back to what it was: an operation either happened, in memory and in the
+        store, or did not happen at all."""
+        before = self._snapshot()
+        try:
+            out = change()
+            self.save(store)
+            return out
+        except BaseException:
+            for f in fields(self):
+                setattr(self, f.name, getattr(before, f.name))
+            raise
+
+    def _snapshot(self) -> DesiredState:
+        # containers copied one level (their items are immutable or replaced, never mutated),
+        # versions and updates in depth (they are mutated in place)
+        deep = {"versions", "updates", "_dirty_rows"}
+        return replace(self, **{f.name: (copy.deepcopy if f.name in deep else copy.copy)(
+            getattr(self, f.name)) for f in fields(self)
+            if isinstance(getattr(self, f.name), (dict, set, list)) and f.init})
 
     @staticmethod
     def _row(part: str, value: Any) -> Any:
