@@ -15,7 +15,7 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from veo.cli.common import err, out, veo_errors
+from veo.cli.common import EnvFiles, err, out, veo_errors
 from veo.core.errors import NotConnected
 from veo.core.models import Event, Instance, NodeView
 from veo.core.units import format_size
@@ -94,13 +94,14 @@ def register(app: typer.Typer) -> None:
             "--engine-per-node", help="Give each local node its own private Docker engine.")] = False,
         watch: Annotated[bool, typer.Option("--watch", help="Keep a live table until Ctrl-C.")] = False,
         timeout: Annotated[float, typer.Option(help="Seconds to wait for the instances.")] = 120.0,
+        env_file: EnvFiles = None,
     ) -> None:
         """Deploy FILE: start a local Ray cluster if there is none, apply, wait, show."""
         from veo.deploy import deploy
 
         with veo_errors():
             cluster, changes = deploy(file, address=address, engine_per_node=engine_per_node,
-                                      log=lambda m: err.print(f"[dim]{m}[/]"))
+                                      env_files=env_file, log=lambda m: err.print(f"[dim]{m}[/]"))
             err.print("applied: " + (", ".join(f"{k} {', '.join(v)}" for k, v in changes.items() if v)
                                      or "nothing"))
             instances = cluster.wait(timeout=timeout)

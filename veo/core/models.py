@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from veo.core.compose_types import Logging, UpdateConfig, VolumeDef, extra_hosts
 from veo.core.units import parse_duration, parse_size
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -35,6 +36,8 @@ class Policy(BaseModel):
     allow_devices: bool = False
     allow_host_mounts: bool = False  # bind mounts of host paths (not the Docker socket)
     allow_docker_socket: bool = False  # bind mounts that expose the engine's socket
+    # security_opt beyond no-new-privileges (seccomp/apparmor/label=disable lift confinement)
+    allow_security_opt: bool = False
 
 
 class Strict(BaseModel):
@@ -52,10 +55,14 @@ class Strict(BaseModel):
 
 
 class Port(Strict):
-    """A published port. Short forms: ``"80"``, ``"8080:80"``, ``"127.0.0.1:8080:80/udp"``."""
+    """A published port. Short forms: ``"80"``, ``"8080:80"``, ``"127.0.0.1:8080:80/udp"``,
+    ``"[::1]:8080:80"``; ``published`` may be a host range (``"6005-6015:80"``: Docker picks a
+    free one), kept as ``published``..``published_end``. A range of container ports
+    (``"3000-3005"``) is several ports: ``expand_ports`` splits it before validation."""
 
     target: int = Field(ge=1, le=65535)
     published: int | None = Field(default=None, ge=1, le=65535)
+    published_end: int | None = Field(default=None, ge=1, le=65535)
     protocol: Literal["tcp", "udp", "sctp"] = "tcp"
     host_ip: str | None = None
     name: str | None = None
@@ -65,60 +72,141 @@ class Port(Strict):
     def _short_form(cls, v: Any) -> Any:
         if isinstance(v, int) and not isinstance(v, bool):
             return {"target": v}
-        if not isinstance(v, str):
-            return v
-        text, proto = v, "tcp"
-        if "/" in text:
-            text, proto = text.rsplit("/", 1)
+        if isinstance(v, str):
+            ports = _parse_port(v)
+            if len(ports) != 1:
+                raise ValueError(f"expected one port, got the range {v!r}")
+            return ports[0]
+        if isinstance(v, dict) and isinstance(v.get("published"), str) and "-" in v["published"]:
+            low, high = _port_range(v["published"], v["published"])
+            v = {**v, "published": low, "published_end": high if high != low else None}
+        if isinstance(v, dict) and v.get("host_ip"):
+            v = {**v, "host_ip": str(v["host_ip"]).strip("[]")}
+        return v
+
+    @model_validator(mode="after")
+    def _range(self) -> Port:
+        if self.published_end is not None and (
+                self.published is None or self.published_end < self.published):
+            raise ValueError(f"the host port range {self.published}-{self.published_end} is empty")
+        return self
+
+
+def _port_error(v: str) -> ValueError:
+    return ValueError(f"expected a port like '8080:80/udp', '80' or '3000-3005', got {v!r}")
+
+
+def _port_range(text: str, whole: str) -> tuple[int, int]:
+    low, sep, high = text.partition("-")
+    try:
+        a, b = int(low), int(high) if sep else int(low)
+    except ValueError:
+        raise _port_error(whole) from None
+    if b < a:
+        raise ValueError(f"the port range {text!r} in {whole!r} is empty")
+    return a, b
+
+
+def _parse_port(v: str) -> list[dict[str, Any]]:
+    """compose's short port syntax -> one dict per container port."""
+    text, proto = v.rsplit("/", 1) if "/" in v else (v, "tcp")
+    host_ip = None
+    if text.startswith("["):  # [::1]:8080:80
+        host_ip, sep, text = text[1:].partition("]:")
+        if not sep:
+            raise _port_error(v)
+        parts = [host_ip, *text.split(":")]
+        host_ip = None
+    elif text.count(":") >= 3:  # ::1:6000:6000, an IPv6 host without brackets
+        parts = text.rsplit(":", 2)
+    else:
         parts = text.split(":")
-        if len(parts) > 3 or not all(parts[-2:]) or "-" in text:
-            raise ValueError(f"expected a port like '8080:80/udp' or '80', got {v!r}")
-        try:
-            out: dict[str, Any] = {"target": int(parts[-1]), "protocol": proto}
-            if len(parts) >= 2:
-                out["published"] = int(parts[-2])
-        except ValueError:
-            raise ValueError(f"expected a port like '8080:80/udp' or '80', got {v!r}") from None
-        if len(parts) == 3:
-            out["host_ip"] = parts[0]
-        return out
+    if len(parts) > 3 or not parts[-1] or (len(parts) == 2 and not parts[0]):
+        raise _port_error(v)
+    if len(parts) == 3:
+        host_ip = parts[0] or None
+    first, last = _port_range(parts[-1], v)
+    targets = range(first, last + 1)
+    out: dict[str, Any] = {"protocol": proto, **({"host_ip": host_ip} if host_ip else {})}
+    if len(parts) == 1 or not parts[-2]:
+        return [{**out, "target": t} for t in targets]
+    low, high = _port_range(parts[-2], v)
+    if len(targets) > 1:
+        if high - low != last - first:
+            raise ValueError(f"the host and container port ranges of {v!r} differ in length")
+        return [{**out, "target": t, "published": low + i} for i, t in enumerate(targets)]
+    return [{**out, "target": first, "published": low, **({"published_end": high} if high != low else {})}]
+
+
+def expand_ports(v: Any) -> Any:
+    """A ``ports:`` list with each container-port range split into one port per number."""
+    if not isinstance(v, list):
+        return v
+    out: list[Any] = []
+    for item in v:
+        if isinstance(item, str) and "-" in item.rsplit(":", 1)[-1]:
+            out.extend(_parse_port(item))
+        else:
+            out.append(item)
+    return out
+
+
+# the short syntax's options after the target, comma-separated (compose and docker run)
+_PROPAGATION = ("shared", "rshared", "slave", "rslave", "private", "rprivate")
+_MODES = frozenset({"ro", "rw", "z", "Z", "nocopy", "cached", "delegated", "consistent",
+                    *_PROPAGATION})
+# compose's long syntax nests the per-type options: bind.selinux -> selinux
+_NESTED = {"bind": {"propagation": "propagation", "create_host_path": "create_host_path",
+                    "selinux": "selinux"},
+           "volume": {"nocopy": "nocopy", "subpath": "subpath"},
+           "tmpfs": {"size": "tmpfs_size", "mode": "tmpfs_mode"},
+           "image": {"subpath": "subpath"}}
 
 
 class Volume(Strict):
-    """A mount. Short form, compose order: ``src:dst[:ro|rw]``.
+    """A mount. Short form, compose order: ``src:dst[:opts]`` where opts is a comma list of
+    ``ro``/``rw``, ``z``/``Z`` (SELinux relabel), ``nocopy``, a propagation, or ``cached`` /
+    ``delegated`` / ``consistent`` (macOS only: no effect on Linux, accepted).
 
     ``src`` starting with ``/``, ``.`` or ``~`` is a bind mount; a bare name is a named volume;
-    a lone ``dst`` is an anonymous volume.
+    a lone ``dst`` is an anonymous volume. The long form also has ``tmpfs`` and ``image``.
     """
 
-    type: Literal["bind", "volume"] = "volume"
+    type: Literal["bind", "volume", "tmpfs", "image"] = "volume"
     source: str | None = None
     target: str
     read_only: bool = False
+    selinux: Literal["z", "Z"] | None = None
+    nocopy: bool = False
+    propagation: Literal[_PROPAGATION] | None = None  # type: ignore[valid-type]
+    create_host_path: bool | None = None
+    subpath: str | None = None
+    tmpfs_size: int | None = Field(default=None, ge=0)
+    tmpfs_mode: int | None = Field(default=None, ge=0)
+    consistency: str | None = None  # macOS only; kept so a round trip keeps it
 
     @model_validator(mode="before")
     @classmethod
     def _short_form(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return _volume_long_form(v)
         if not isinstance(v, str):
-            if isinstance(v, dict) and "type" not in v and isinstance(v.get("source"), str):
-                return {**v, "type": "bind" if _is_path(v["source"]) else "volume"}
             return v
         parts = v.split(":")
-        mode = None
-        if len(parts) == 3 or (len(parts) == 2 and parts[1] in ("ro", "rw")):
-            mode = parts.pop()
-        if mode not in (None, "ro", "rw") or not all(parts) or len(parts) > 2:
+        opts: list[str] = []
+        if len(parts) == 3 or (len(parts) == 2 and not parts[1].startswith("/")
+                               and set(parts[1].split(",")) <= _MODES):
+            opts = parts.pop().split(",")
+        bad = [o for o in opts if o not in _MODES]
+        if bad or not all(parts) or len(parts) > 2:
             raise ValueError(f"expected a volume like '/src:/dst:ro' or 'name:/dst', got {v!r}")
-        read_only = mode == "ro"
+        out: dict[str, Any] = {"read_only": "ro" in opts, "nocopy": "nocopy" in opts}
+        out.update({"selinux": o for o in opts if o in ("z", "Z")})
+        out.update({"propagation": o for o in opts if o in _PROPAGATION})
         if len(parts) == 1:
-            return {"type": "volume", "target": parts[0], "read_only": read_only}
+            return {**out, "type": "volume", "target": parts[0]}
         src, dst = parts
-        return {
-            "type": "bind" if _is_path(src) else "volume",
-            "source": src,
-            "target": dst,
-            "read_only": read_only,
-        }
+        return {**out, "type": "bind" if _is_path(src) else "volume", "source": src, "target": dst}
 
     @field_validator("target")
     @classmethod
@@ -126,6 +214,49 @@ class Volume(Strict):
         if not v.startswith("/"):
             raise ValueError(f"the mount target must be an absolute path, got {v!r}")
         return v
+
+    @field_validator("tmpfs_size", mode="before")
+    @classmethod
+    def _size(cls, v: Any) -> Any:
+        return None if v is None else parse_size(v)
+
+    @field_validator("tmpfs_mode", mode="before")
+    @classmethod
+    def _mode(cls, v: Any) -> Any:
+        # compose writes the mode in octal ("1777") or as YAML's number
+        if isinstance(v, str):
+            try:
+                return int(v, 8)
+            except ValueError:
+                raise ValueError(f"expected an octal file mode like 1777, got {v!r}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _fits_type(self) -> Volume:
+        if self.type in ("bind", "image") and not self.source:
+            raise ValueError(f"a {self.type} mount needs a source")
+        if self.type == "tmpfs" and self.source:
+            raise ValueError("a tmpfs mount has no source")
+        if self.subpath and self.type not in ("volume", "image"):
+            raise ValueError("subpath is for volume and image mounts")
+        return self
+
+
+def _volume_long_form(v: dict) -> dict:
+    v = dict(v)
+    for kind, keys in _NESTED.items():
+        nested = v.pop(kind, None)
+        if nested is None:
+            continue
+        if not isinstance(nested, dict):
+            raise ValueError(f"{kind}: expected a mapping, got {nested!r}")
+        for key, value in nested.items():
+            if key not in keys:
+                raise ValueError(f"{kind}.{key}: unknown key; expected one of {', '.join(keys)}")
+            v[keys[key]] = value
+    if "type" not in v and isinstance(v.get("source"), str):
+        v["type"] = "bind" if _is_path(v["source"]) else "volume"
+    return v
 
 
 def _is_path(src: str) -> bool:
@@ -277,6 +408,27 @@ class Service(Strict):
     group_policy: GroupPolicy | None = None
     healthcheck: HealthCheck | None = None
     on_unhealthy: OnUnhealthy = OnUnhealthy.restart
+    # ---- compose keys Docker does directly (see veo.core.translate) ----
+    reserve_cpus: float | None = Field(default=None, ge=0)  # placement reservation, no limit
+    reserve_memory: int | None = Field(default=None, ge=0)  # also Docker's soft limit
+    memswap_limit: int | None = Field(default=None, ge=-1)  # -1: unlimited swap
+    cpu_shares: int | None = Field(default=None, ge=0)
+    pids_limit: int | None = Field(default=None, ge=-1)
+    shm_size: int | None = Field(default=None, ge=0)
+    init: bool | None = None
+    tmpfs: list[str] = Field(default_factory=list)
+    read_only: bool = False
+    stop_signal: str | None = None
+    sysctls: dict[str, str] = Field(default_factory=dict)
+    extra_hosts: list[str] = Field(default_factory=list)
+    hostname: str | None = None
+    domainname: str | None = None
+    security_opt: list[str] = Field(default_factory=list)
+    group_add: list[str] = Field(default_factory=list)
+    expose: list[str] = Field(default_factory=list)
+    logging: Logging | None = None
+    update_config: UpdateConfig | None = None
+    rollback_config: UpdateConfig | None = None
 
     # ---- spellings -------------------------------------------------------------------------------
 
@@ -309,6 +461,35 @@ class Service(Strict):
         if isinstance(v, list):
             return [str(x) if isinstance(x, (int, float)) else x for x in v]
         return v
+
+    @field_validator("ports", mode="before")
+    @classmethod
+    def _port_ranges(cls, v: Any) -> Any:
+        return expand_ports(v)
+
+    @field_validator("tmpfs", "security_opt", "group_add", "expose", mode="before")
+    @classmethod
+    def _words(cls, v: Any) -> Any:
+        if isinstance(v, (str, int)):
+            v = [v]
+        return [] if v is None else [str(x) for x in v] if isinstance(v, list) else v
+
+    @field_validator("sysctls", mode="before")
+    @classmethod
+    def _sysctls(cls, v: Any) -> Any:
+        return cls._key_values(v)
+
+    @field_validator("extra_hosts", mode="before")
+    @classmethod
+    def _extra_hosts(cls, v: Any) -> Any:
+        return extra_hosts(v)
+
+    @field_validator("memswap_limit", "pids_limit", mode="before")
+    @classmethod
+    def _limit(cls, v: Any) -> Any:
+        if v in (-1, "-1"):
+            return -1
+        return None if v is None else (parse_size(v) if not isinstance(v, int) else v)
 
     @field_validator("environment", "labels", mode="before")
     @classmethod
@@ -347,7 +528,7 @@ class Service(Strict):
     def _ulimits(cls, v: Any) -> Any:
         return {} if v is None else v
 
-    @field_validator("memory", "disk", mode="before")
+    @field_validator("memory", "disk", "reserve_memory", "shm_size", mode="before")
     @classmethod
     def _size(cls, v: Any) -> Any:
         return None if v is None else parse_size(v)
@@ -357,7 +538,7 @@ class Service(Strict):
     def _duration(cls, v: Any) -> Any:
         return parse_duration(v)
 
-    @field_validator("cpus", mode="before")
+    @field_validator("cpus", "reserve_cpus", mode="before")
     @classmethod
     def _cpus(cls, v: Any) -> Any:
         if isinstance(v, str):
@@ -370,9 +551,12 @@ class Service(Strict):
     @field_validator("instances", mode="before")
     @classmethod
     def _instances(cls, v: Any) -> Any:
-        if v == "all" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+        # 0 is compose's 'scale: 0': declared, not run
+        if v == "all" or (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
             return v
-        raise ValueError(f"expected a number of instances >= 1 or 'all', got {v!r}")
+        if isinstance(v, str) and v.isdigit():
+            return int(v)
+        raise ValueError(f"expected a number of instances >= 0 or 'all', got {v!r}")
 
     @model_validator(mode="before")
     @classmethod
@@ -424,7 +608,8 @@ class Service(Strict):
         import hashlib
         import json
 
-        data = self.model_dump(mode="json", exclude={"instances", "roles", "hosts"})
+        data = self.model_dump(mode="json", exclude={"instances", "roles", "hosts", "reserve_cpus",
+                                                      "update_config", "rollback_config"})
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -529,6 +714,13 @@ class ClusterSpec(Strict):
     # what host-level powers services may use; checked by the loader and the Scheduler, not here,
     # so that a spec built in code still validates (see veo.core.policy)
     policy: Policy = Field(default_factory=Policy)
+    volumes: dict[str, VolumeDef] = Field(default_factory=dict)  # compose's declared volumes
+
+    @field_validator("volumes", mode="before")
+    @classmethod
+    def _volume_defs(cls, v: Any) -> Any:
+        # 'data:' with nothing under it declares a volume with every default
+        return {k: ({} if d is None else d) for k, d in v.items()} if isinstance(v, dict) else v
 
     @field_validator("name")
     @classmethod

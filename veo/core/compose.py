@@ -1,0 +1,386 @@
+"""What a compose file means, in veo's terms: the steps between the YAML and the model that only a
+compose file needs. Pure apart from reading the files a compose file names (``env_file:``).
+
+* ``x-veo:`` carries veo's own top-level keys (``policy``, ``name``, ``nodes``, ``settings``) in a
+  place the compose schema allows, so one file serves both tools;
+* defaults: a file with no veo-only key is a compose file and gets compose's (Docker's) defaults —
+  ``restart: no``, health checks every 30 s with a 30 s timeout; a cluster.yml keeps veo's
+  (``x-veo: {defaults: veo | compose}`` chooses explicitly);
+* ``environment:``: a bare ``KEY`` takes KEY from the command's environment, or leaves it unset;
+  ``env_file:`` is read relative to the file, each file overriding the one before and
+  ``environment:`` overriding them all;
+* ``deploy:`` maps onto veo's fields (replicas, global mode, limits, reservations, placement
+  constraints, restart policy, update/rollback settings) or is refused with the reason.
+
+Every value it moves is recorded in ``doc.renamed``, so an error on ``instances`` still points at
+the ``deploy.replicas`` the user wrote.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from veo.core.interpolate import DotenvError, parse_dotenv
+from veo.core.yamldoc import Doc, UserPath
+
+# top-level keys only a cluster.yml has; service keys compose does not know
+_VEO_TOP = ("nodes", "settings", "policy")
+_VEO_SERVICE = frozenset({"group", "group_role", "group_policy", "on_unhealthy", "instances",
+                          "roles", "hosts", "restart_count", "restart_on_success", "disk",
+                          "memory", "auto_remove", "pid_mode"})
+_X_VEO_KEYS = ("name", "nodes", "settings", "policy")
+
+# Docker's own defaults, which compose leaves in place
+COMPOSE_HEALTH_DEFAULTS = {"interval": "30s", "timeout": "30s"}
+_PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+def normalise(doc: Doc, data: dict, *, defaults: str | None = None) -> dict:
+    """The top-level mapping with compose's meaning made explicit in veo's keys."""
+    data = _x_veo(doc, data)
+    if isinstance(data.get("name"), str) and "_" in data["name"] and _PROJECT_NAME.match(data["name"]):
+        new = data["name"].replace("_", "-")
+        doc.add(("name",), f"veo separates the parts of container names with '_'; the "
+                f"project {data['name']!r} runs as cluster {new!r}", warning=True)
+        data = {**data, "name": new}
+    flavour = defaults or _flavour(data)
+    services = data.get("services")
+    if isinstance(services, dict):
+        data = {**data, "services": {
+            key: _service(doc, ("services", str(key)), body, flavour) if isinstance(body, dict)
+            else body for key, body in services.items()}}
+    return data
+
+
+def _x_veo(doc: Doc, data: dict) -> dict:
+    ext = data.get("x-veo")
+    if ext is None:
+        return data
+    if not isinstance(ext, dict):
+        doc.add(("x-veo",), "expected a mapping with policy:, name:, nodes:, settings: or "
+                "defaults:")
+        return data
+    out = dict(data)
+    for key, value in ext.items():
+        if key == "defaults":
+            continue
+        if key not in _X_VEO_KEYS:
+            doc.add(("x-veo", str(key)), "unknown key; expected one of "
+                    + ", ".join((*_X_VEO_KEYS, "defaults")), key=True)
+        elif key in data and not (key == "name" and data[key] == value):
+            doc.add(("x-veo", str(key)), f"given both here and at the top level; keep one",
+                    key=True)
+        else:
+            out[key] = value
+            doc.renamed[(key,)] = ("x-veo", key)
+    return out
+
+
+def _flavour(data: dict) -> str:
+    ext = data.get("x-veo")
+    if isinstance(ext, dict) and ext.get("defaults") in ("veo", "compose"):
+        return ext["defaults"]
+    if any(k in data for k in _VEO_TOP):
+        return "veo"
+    services = data.get("services")
+    if isinstance(services, dict) and any(
+            isinstance(b, dict) and _VEO_SERVICE & set(map(str, b)) for b in services.values()):
+        return "veo"
+    return "compose"
+
+
+def _service(doc: Doc, path: UserPath, body: dict, flavour: str) -> dict:
+    body = dict(body)
+    env = doc.env if doc.env is not None else {}
+    if "environment" in body or "env_file" in body:
+        body["environment"] = _environment(doc, path, body, env)
+        body.pop("env_file", None)
+    if isinstance(body.get("deploy"), dict):
+        body = _deploy(doc, path, body)
+    if flavour == "compose":
+        body.setdefault("restart", "no")
+        health = body.get("healthcheck")
+        if isinstance(health, dict):
+            body["healthcheck"] = {**COMPOSE_HEALTH_DEFAULTS, **health}
+    return body
+
+
+# --------------------------------------------------------------------------------------------------
+# environment and env_file
+# --------------------------------------------------------------------------------------------------
+
+
+def _environment(doc: Doc, path: UserPath, body: dict, env: Any) -> Any:
+    own = body.get("environment")
+    merged: dict[str, str] = {}
+    if "env_file" in body:
+        merged.update(_env_files(doc, (*path, "env_file"), body["env_file"], env))
+    if isinstance(own, list):
+        for i, item in enumerate(own):
+            if isinstance(item, str) and "=" not in item and item:
+                # compose: a bare KEY takes the command's KEY, or stays unset
+                if item in env:
+                    merged[item] = env[item]
+                else:
+                    merged.pop(item, None)
+            elif isinstance(item, str):
+                key, _, value = item.partition("=")
+                merged[key] = value
+            else:
+                return own  # the model reports the odd item, at its line
+        return merged
+    if isinstance(own, dict):
+        for key, value in own.items():
+            if value is None:
+                if str(key) in env:
+                    merged[str(key)] = env[str(key)]
+                else:
+                    merged.pop(str(key), None)
+            else:
+                merged[str(key)] = value
+        return merged
+    return merged if own is None else own
+
+
+def _env_files(doc: Doc, path: UserPath, spec: Any, env: Any) -> dict[str, str]:
+    items = spec if isinstance(spec, list) else [spec]
+    out: dict[str, str] = {}
+    for i, item in enumerate(items):
+        where = (*path, str(i)) if isinstance(spec, list) else path
+        file, required = item, True
+        if isinstance(item, dict):
+            file, required = item.get("path"), item.get("required", True)
+        if not isinstance(file, str) or not isinstance(required, bool):
+            doc.add(where, "expected a path, or a mapping with path: and required: true|false")
+            continue
+        if doc.base_dir is None:
+            doc.add(where, "env_file needs the compose file on disk (a path is relative to it); "
+                    "put the variables in environment:")
+            continue
+        full = (doc.base_dir / file).expanduser()
+        try:
+            text = full.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            if required:
+                doc.add(where, f"{full}: no such file (write required: false to make it optional)")
+            continue
+        except (OSError, UnicodeDecodeError) as e:
+            doc.add(where, f"{full}: cannot read: {getattr(e, 'strerror', None) or e}")
+            continue
+        try:
+            values = parse_dotenv(text, env.get)
+        except DotenvError as e:
+            doc.add(where, f"{full}:{e.line}: {e}")
+            continue
+        out.update({k: v for k, v in values.items() if v is not None})
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# deploy:
+# --------------------------------------------------------------------------------------------------
+
+_DEPLOY_IGNORED = {
+    "endpoint_mode": "Swarm's load-balancing mode; veo publishes ports per container",
+    "labels": "Swarm service labels; container labels go in labels:",
+}
+
+
+def _deploy(doc: Doc, path: UserPath, body: dict) -> dict:
+    deploy = body.pop("deploy")
+    dpath = (*path, "deploy")
+    out = dict(body)
+    handlers = {"replicas": _replicas, "mode": _mode, "resources": _resources,
+                "placement": _placement, "restart_policy": _restart_policy,
+                "update_config": _keep, "rollback_config": _keep}
+    for key, value in deploy.items():
+        name = str(key)
+        if name in handlers:
+            handlers[name](doc, (*dpath, name), value, out, path)
+        elif name in _DEPLOY_IGNORED:
+            doc.ignored((*dpath, name), _DEPLOY_IGNORED[name])
+        else:
+            doc.add((*dpath, name), "unknown key; expected one of " + ", ".join(
+                sorted((*handlers, *_DEPLOY_IGNORED))), key=True)
+    return out
+
+
+def _move(doc: Doc, out: dict, spath: UserPath, field: str, value: Any, where: UserPath) -> None:
+    """Set ``out[field]`` from ``deploy`` (its error positions pointing at ``where``), unless the
+    service already sets it."""
+    if field in out:
+        doc.add(where, f"give either {field}: or {'.'.join(where[len(spath):])}, not both",
+                key=True)
+        return
+    out[field] = value
+    doc.renamed[(*spath, field)] = where
+
+
+def _replicas(doc: Doc, where: UserPath, value: Any, out: dict, spath: UserPath) -> None:
+    field = "scale" if "scale" in out else "instances"
+    if field == "scale" and out["scale"] != value:
+        doc.add(where, f"scale: {out['scale']} and deploy.replicas: {value} disagree", key=True)
+        return
+    out.pop("scale", None)
+    if out.get("instances") == "all":
+        doc.add(where, "mode: global runs one per node; drop replicas", key=True)
+        return
+    _move(doc, out, spath, "instances", value, where)
+
+
+def _mode(doc: Doc, where: UserPath, value: Any, out: dict, spath: UserPath) -> None:
+    if value == "global":
+        if "instances" in out or "scale" in out:
+            doc.add(where, "mode: global runs one per node; drop replicas/scale", key=True)
+            return
+        _move(doc, out, spath, "instances", "all", where)
+    elif value in ("replicated-job", "global-job"):
+        doc.add(where, f"{value}: veo runs jobs as services with restart: on-failure "
+                "(or restart: no); write that instead")
+    elif value != "replicated":
+        doc.add(where, f"expected replicated or global, got {value!r}")
+
+
+def _resources(doc: Doc, where: UserPath, value: Any, out: dict, spath: UserPath) -> None:
+    if not isinstance(value, dict):
+        doc.add(where, "expected a mapping with limits: and reservations:")
+        return
+    fields = {"limits": {"cpus": "cpus", "memory": "memory", "pids": "pids_limit"},
+              "reservations": {"cpus": "reserve_cpus", "memory": "reserve_memory"}}
+    for kind, body in value.items():
+        if str(kind) not in fields or not isinstance(body, dict):
+            doc.add((*where, str(kind)), "expected limits: or reservations: (a mapping)", key=True)
+            continue
+        for key, amount in body.items():
+            target = fields[str(kind)].get(str(key))
+            at = (*where, str(kind), str(key))
+            if target is None:
+                doc.add(at, f"not supported: {key} (veo reads "
+                        + ", ".join(fields[str(kind)]) + ")", key=True)
+            else:
+                _move(doc, out, spath, target, amount, at)
+
+
+def _keep(doc: Doc, where: UserPath, value: Any, out: dict, spath: UserPath) -> None:
+    _move(doc, out, spath, where[-1], value, where)
+
+
+_CONSTRAINT = re.compile(r"^\s*(node\.hostname|node\.role|node\.labels\.[^\s=!]+|node\.id|"
+                         r"node\.platform\.\w+|engine\.labels\.[^\s=!]+)\s*(==|!=)\s*(.+?)\s*$")
+
+
+def _placement(doc: Doc, where: UserPath, value: Any, out: dict, spath: UserPath) -> None:
+    if not isinstance(value, dict):
+        doc.add(where, "expected a mapping with constraints:")
+        return
+    for key, body in value.items():
+        if key in ("preferences", "max_replicas_per_node"):
+            doc.ignored((*where, str(key)), "veo spreads instances over nodes itself "
+                        "(settings.placement: spread | binpack)")
+        elif key != "constraints":
+            doc.add((*where, str(key)), "unknown key; expected constraints, preferences or "
+                    "max_replicas_per_node", key=True)
+        elif not isinstance(body, list):
+            doc.add((*where, "constraints"), "expected a list like ['node.role == db']")
+        else:
+            for i, text in enumerate(body):
+                _constraint(doc, (*where, "constraints", str(i)), str(text), out, spath)
+
+
+def _constraint(doc: Doc, where: UserPath, text: str, out: dict, spath: UserPath) -> None:
+    m = _CONSTRAINT.match(text)
+    if m is None:
+        doc.add(where, f"expected 'node.hostname == NAME' or 'node.role == ROLE', got {text!r}")
+        return
+    attr, op, value = m.groups()
+    field = {"node.hostname": "hosts", "node.role": "roles"}.get(attr)
+    if field is None:
+        doc.add(where, f"{attr}: veo nodes have a name (node.hostname) and a role (node.role), "
+                "no labels or ids; constrain on those")
+    elif op == "!=":
+        doc.add(where, f"{attr} != …: veo lists the nodes a service may use; write "
+                f"{attr} == … for each allowed one")
+    elif field in out and doc.renamed.get((*spath, field)) is None:
+        doc.add(where, f"give either {field}: or this constraint, not both")
+    else:
+        if (*spath, field) in doc.renamed and value not in out[field]:
+            # two '==' constraints on one attribute: compose ANDs them, nothing matches both
+            doc.add(where, f"{attr} cannot equal both {out[field][0]!r} and {value!r}")
+            return
+        out[field] = [value]
+        doc.renamed[(*spath, field)] = where
+
+
+_CONDITIONS = {"none": "no", "on-failure": "on-failure", "any": "always"}
+
+
+def _restart_policy(doc: Doc, where: UserPath, value: Any, out: dict, spath: UserPath) -> None:
+    if not isinstance(value, dict):
+        doc.add(where, "expected a mapping with condition:, max_attempts:, delay:, window:")
+        return
+    for key, item in value.items():
+        at = (*where, str(key))
+        if key == "condition":
+            if item not in _CONDITIONS:
+                doc.add(at, f"expected none, on-failure or any, got {item!r}")
+            else:
+                _move(doc, out, spath, "restart", _CONDITIONS[item], at)
+        elif key == "max_attempts":
+            _move(doc, out, spath, "restart_count", item, at)
+        elif key in ("delay", "window"):
+            doc.ignored(at, "veo's restart back-off and budget are cluster-wide: "
+                        "settings.backoff_initial and settings.budget_period")
+        else:
+            doc.add(at, "unknown key; expected condition, max_attempts, delay or window", key=True)
+    if "condition" not in value:
+        _move(doc, out, spath, "restart", "always", where)  # compose's default condition: any
+
+
+# --------------------------------------------------------------------------------------------------
+# After validation: paths and namespaces that need the whole spec
+# --------------------------------------------------------------------------------------------------
+
+
+def resolve(doc: Doc, spec: Any) -> None:
+    """Relative bind mounts become absolute (against the file's folder, ``~`` against the home of
+    whoever runs veo), with a warning that the path must exist on the node; ``network_mode:
+    service:NAME`` is checked against the groups."""
+    for key, svc in spec.services.items():
+        path = ("services", str(key))
+        for i, vol in enumerate(svc.volumes):
+            if vol.type != "bind" or not vol.source or vol.source.startswith("/"):
+                continue
+            _bind_source(doc, (*path, "volumes", str(i)), vol)
+        mode = svc.network_mode or ""
+        if mode.startswith("service:"):
+            _service_network(doc, spec, (*path, "network_mode"), svc, mode.split(":", 1)[1])
+
+
+def _bind_source(doc: Doc, where: UserPath, vol: Any) -> None:
+    src = vol.source
+    if src.startswith("~"):
+        from pathlib import Path
+
+        full = str(Path(src).expanduser())
+    elif doc.base_dir is None:
+        doc.add(where, f"a bind mount needs an absolute path on the node, got {src!r} (a "
+                "relative path needs the compose file on disk)")
+        return
+    else:
+        full = str((doc.base_dir / src).resolve())
+    doc.add(where, f"bind mount {src} is {full}: that path must exist on the node that runs "
+            "the container", warning=True)
+    vol.source = full
+
+
+def _service_network(doc: Doc, spec: Any, where: UserPath, svc: Any, other: str) -> None:
+    peer = spec.services.get(other)
+    if peer is None:
+        doc.add(where, f"no service {other!r} in this file")
+    elif other == svc.name:
+        doc.add(where, "a service cannot share its own network namespace")
+    elif not svc.group or peer.group != svc.group:
+        doc.add(where, f"service:{other} shares {other}'s network namespace, which works only on "
+                f"the node that runs {other}: put both in one group (group: NAME on each), so "
+                "veo places them together")

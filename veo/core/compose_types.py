@@ -1,0 +1,86 @@
+"""Value types that compose files bring to a service or a cluster: logging, rolling-update
+settings, declared named volumes, extra hosts. Pydantic, no I/O; ``veo.core.models`` uses them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from veo.core.units import parse_duration
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, coerce_numbers_to_str=True)
+
+
+class Logging(_Strict):
+    """``logging:``: Docker's log driver and its options."""
+
+    driver: str | None = None
+    options: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _options(cls, v: Any) -> Any:
+        return {} if v is None else ({str(k): str(x) for k, x in v.items()} if isinstance(v, dict) else v)
+
+
+class UpdateConfig(_Strict):
+    """``deploy.update_config`` / ``rollback_config``: accepted and kept for the rolling-update
+    planner, which reads them when it exists (compose's defaults are its own)."""
+
+    parallelism: int = Field(default=1, ge=0)
+    delay: float = 0.0
+    failure_action: Literal["continue", "rollback", "pause"] = "pause"
+    monitor: float = 0.0
+    max_failure_ratio: float = Field(default=0.0, ge=0, le=1)
+    order: Literal["stop-first", "start-first"] = "stop-first"
+
+    @field_validator("delay", "monitor", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> Any:
+        return parse_duration(v)
+
+
+class VolumeDef(_Strict):
+    """A top-level ``volumes:`` entry: a named volume the project declares."""
+
+    name: str | None = None  # the engine's name for it (default: the key)
+    driver: str | None = None
+    driver_opts: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    external: bool = False
+
+    @field_validator("driver_opts", "labels", mode="before")
+    @classmethod
+    def _mapping(cls, v: Any) -> Any:
+        if v is None:
+            return {}
+        if isinstance(v, list):  # labels may be a list of KEY=VALUE, as on a service
+            return dict(str(item).partition("=")[::2] for item in v)
+        return {str(k): str(x) for k, x in v.items()} if isinstance(v, dict) else v
+
+
+def extra_hosts(v: Any) -> Any:
+    """compose's ``extra_hosts`` (a list of ``host:ip`` / ``host=ip``, or a mapping of host to an
+    address or a list of them) as Docker's ``host:ip`` list."""
+    if v is None:
+        return []
+    if isinstance(v, dict):
+        out = []
+        for host, ips in v.items():
+            for ip in ips if isinstance(ips, list) else [ips]:
+                out.append(f"{host}:{ip}")
+        return out
+    if isinstance(v, list):
+        out = []
+        for item in v:
+            text = str(item)
+            host, sep, ip = text.partition("=") if "=" in text else text.partition(":")
+            if not sep or not host or not ip:
+                raise ValueError(f"expected 'host:ip' or 'host=ip' items, got {item!r}")
+            out.append(f"{host}:{ip.strip('[]')}")
+        return out
+    return v
