@@ -150,3 +150,204 @@ def test_validate_env_file_option(tmp_path: Path) -> None:
 def test_reset_and_override_tags(tag: str, expected) -> None:
     web = load(f"services:\n  web:\n    image: x\n    ports: {tag}\n").spec.services["web"]
     assert (web.ports[0].published if web.ports else None) == expected
+
+
+# --------------------------------------------------------------------------------------------------
+# environment and env_file
+# --------------------------------------------------------------------------------------------------
+
+
+def test_bare_environment_keys_come_from_the_command_or_stay_unset() -> None:
+    spec = load("""\
+        services:
+          a: {image: x, environment: [FROM_ENV, NOT_SET, "EMPTY=", "PLAIN=1"]}
+          b: {image: x, environment: {FROM_ENV: null, NOT_SET: , PLAIN: 1}}
+        """, {"FROM_ENV": "yes"}).spec
+    assert spec.services["a"].environment == {"FROM_ENV": "yes", "EMPTY": "", "PLAIN": "1"}
+    assert spec.services["b"].environment == {"FROM_ENV": "yes", "PLAIN": "1"}
+
+
+def test_env_file_forms_and_precedence(tmp_path: Path) -> None:
+    _write(tmp_path, "base.env", "A=base\nB=base\nC=base\nHOME_COPY=${HOME_DIR}\n")
+    _write(tmp_path, "conf/over.env", "B=over\n") if (tmp_path / "conf").mkdir() is None else None
+    file = _write(tmp_path, "compose.yml", """\
+        services:
+          one:
+            image: x
+            env_file: base.env
+          many:
+            image: x
+            env_file: [base.env, conf/over.env]
+            environment: {C: own}
+          long:
+            image: x
+            env_file:
+              - path: base.env
+              - path: missing.env
+                required: false
+        """)
+    spec = load_spec(file, environ={"HOME_DIR": "/home/u"}).spec
+    assert spec.services["one"].environment == {"A": "base", "B": "base", "C": "base",
+                                                "HOME_COPY": "/home/u"}
+    assert spec.services["many"].environment == {"A": "base", "B": "over", "C": "own",
+                                                 "HOME_COPY": "/home/u"}
+    assert spec.services["long"].environment["A"] == "base"
+
+
+def test_env_file_problems(tmp_path: Path) -> None:
+    _write(tmp_path, "bad.env", "OK=1\n=nokey\n")
+    file = _write(tmp_path, "compose.yml", """\
+        services:
+          a: {image: x, env_file: nope.env}
+          b: {image: x, env_file: [bad.env]}
+          c: {image: x, env_file: [{required: true}]}
+        """)
+    with pytest.raises(SpecError) as info:
+        load_spec(file, environ={})
+    assert [str(p).replace(str(tmp_path), "T") for p in info.value.problems] == [
+        "T/compose.yml:2:27: services.a.env_file: T/nope.env: no such file (write required: "
+        "false to make it optional)",
+        "T/compose.yml:3:28: services.b.env_file.0: T/bad.env:2: expected KEY=VALUE, got '=nokey'",
+        "T/compose.yml:4:28: services.c.env_file.0: expected a path, or a mapping with path: and "
+        "required: true|false",
+    ]
+
+
+def test_env_file_without_a_file_on_disk_is_refused() -> None:
+    assert problems("services: {a: {image: x, env_file: a.env}}") == [
+        "compose.yml:1:36: services.a.env_file: env_file needs the compose file on disk (a path "
+        "is relative to it); put the variables in environment:"]
+
+
+# --------------------------------------------------------------------------------------------------
+# defaults
+# --------------------------------------------------------------------------------------------------
+
+
+def test_a_plain_compose_file_gets_compose_defaults() -> None:
+    svc = load("services: {job: {image: x, healthcheck: {test: 'true'}}}").spec.services["job"]
+    assert svc.restart.value == "never"
+    assert (svc.healthcheck.interval, svc.healthcheck.timeout, svc.healthcheck.retries) == (30, 30, 3)
+
+
+@pytest.mark.parametrize("marker", ["nodes: [n1]", "settings: {}", "policy: {}",
+                                    "x-veo: {defaults: veo}"])
+def test_a_cluster_yml_keeps_veo_defaults(marker: str) -> None:
+    svc = load(f"{marker}\nservices: {{job: {{image: x, healthcheck: {{test: 'true'}}}}}}\n"
+               ).spec.services["job"]
+    assert svc.restart.value == "restart"
+    assert (svc.healthcheck.interval, svc.healthcheck.timeout) == (5, 3)
+
+
+def test_a_veo_only_service_key_makes_it_a_cluster_yml() -> None:
+    assert load("services: {a: {image: x, group: g}}").spec.services["a"].restart.value == "restart"
+
+
+def test_compose_defaults_can_be_asked_for_and_overridden() -> None:
+    spec = load("x-veo: {defaults: compose, settings: {budget_restarts: 3}}\n"
+                "services: {a: {image: x, restart: always}, b: {image: x}}\n").spec
+    assert spec.services["a"].restart.value == "restart" and spec.services["b"].restart.value == "never"
+    assert spec.settings.budget_restarts == 3
+
+
+def test_validate_json_shows_the_effective_defaults(tmp_path: Path) -> None:
+    file = _write(tmp_path, "compose.yml", "services: {a: {image: x, healthcheck: {test: 'true'}}}")
+    result = CliRunner().invoke(app, ["validate", str(file), "--json"])
+    a = json.loads(result.stdout)["services"]["a"]
+    assert (a["restart"], a["healthcheck"]["interval"], a["healthcheck"]["timeout"]) == (
+        "never", 30.0, 30.0)
+
+
+# --------------------------------------------------------------------------------------------------
+# deploy:
+# --------------------------------------------------------------------------------------------------
+
+
+def test_deploy_maps_onto_veo_fields() -> None:
+    svc = load("""\
+        services:
+          web:
+            image: x
+            deploy:
+              replicas: 3
+              resources:
+                limits: {cpus: "0.50", memory: 256M, pids: 100}
+                reservations: {cpus: "0.25", memory: 128M}
+              placement:
+                constraints: ["node.role == web", "node.hostname==n2"]
+              restart_policy: {condition: on-failure, max_attempts: 4}
+              update_config: {parallelism: 2, delay: 10s, order: start-first}
+              rollback_config: {parallelism: 1}
+        """).spec.services["web"]
+    assert svc.instances == 3 and svc.cpus == 0.5 and svc.memory == 256 * 2**20
+    assert svc.pids_limit == 100 and svc.reserve_cpus == 0.25 and svc.reserve_memory == 128 * 2**20
+    assert svc.roles == ["web"] and svc.hosts == ["n2"]
+    assert svc.restart.value == "restart" and not svc.restart_on_success and svc.restart_count == 4
+    assert svc.update_config.parallelism == 2 and svc.update_config.delay == 10
+    assert svc.update_config.order == "start-first" and svc.rollback_config.parallelism == 1
+    assert (svc.placement_cpus, svc.placement_memory) == (0.5, 256 * 2**20)
+
+
+def test_deploy_global_and_restart_any() -> None:
+    svc = load("services: {a: {image: x, deploy: {mode: global, restart_policy: {}}}}"
+               ).spec.services["a"]
+    assert svc.instances == "all" and svc.restart.value == "restart" and svc.restart_on_success
+
+
+def test_reservation_alone_is_a_placement_reservation_without_a_limit() -> None:
+    svc = load("services: {a: {image: x, deploy: {resources: {reservations: {cpus: 2}}}}}"
+               ).spec.services["a"]
+    assert svc.cpus is None and svc.placement_cpus == 2
+
+
+def test_deploy_errors_point_at_what_the_user_wrote() -> None:
+    got = problems("""\
+        services:
+          a:
+            image: x
+            deploy:
+              replicas: many
+              mode: replicated-job
+              placement:
+                constraints: ["node.labels.zone == eu", "node.role != db", "zone=eu"]
+              restart_policy: {condition: sometimes, delay: 5s}
+              resources: {limits: {devices: []}}
+              endpoint_mode: vip
+              colour: red
+        """)
+    assert got == [
+        "compose.yml:5:17: services.a.deploy.replicas: expected a number of instances >= 0 or "
+        "'all', got 'many'",
+        "compose.yml:6:13: services.a.deploy.mode: replicated-job: veo runs jobs as services with "
+        "restart: on-failure (or restart: no); write that instead",
+        "compose.yml:8:23: services.a.deploy.placement.constraints.0: node.labels.zone: veo nodes "
+        "have a name (node.hostname) and a role (node.role), no labels or ids; constrain on those",
+        "compose.yml:8:49: services.a.deploy.placement.constraints.1: node.role != …: veo lists "
+        "the nodes a service may use; write node.role == … for each allowed one",
+        "compose.yml:8:68: services.a.deploy.placement.constraints.2: expected 'node.hostname == "
+        "NAME' or 'node.role == ROLE', got 'zone=eu'",
+        "compose.yml:9:35: services.a.deploy.restart_policy.condition: expected none, on-failure "
+        "or any, got 'sometimes'",
+        "compose.yml:9:46: warning: services.a.deploy.restart_policy.delay: ignored: veo's restart "
+        "back-off and budget are cluster-wide: settings.backoff_initial and settings.budget_period",
+        "compose.yml:10:28: services.a.deploy.resources.limits.devices: not supported: devices "
+        "(veo reads cpus, memory, pids)",
+        "compose.yml:11:7: warning: services.a.deploy.endpoint_mode: ignored: Swarm's "
+        "load-balancing mode; veo publishes ports per container",
+        "compose.yml:12:7: services.a.deploy.colour: unknown key; expected one of endpoint_mode, "
+        "labels, mode, placement, replicas, resources, restart_policy, rollback_config, "
+        "update_config",
+    ]
+
+
+def test_deploy_and_the_same_key_on_the_service() -> None:
+    assert problems("services: {a: {image: x, cpus: 1, deploy: {resources: {limits: {cpus: 2}}}}}"
+                    ) == ["compose.yml:1:65: services.a.deploy.resources.limits.cpus: give either "
+                          "cpus: or deploy.resources.limits.cpus, not both"]
+    assert load("services: {a: {image: x, scale: 2, deploy: {replicas: 2}}}"
+                ).spec.services["a"].instances == 2
+
+
+def test_scale_zero_is_declared_not_run() -> None:
+    assert load("services: {a: {image: x, scale: 0}}").spec.services["a"].instances == 0
+    assert load("services: {a: {image: x, deploy: {replicas: 0}}}").spec.services["a"].instances == 0

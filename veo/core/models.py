@@ -600,6 +600,15 @@ class Service(Strict):
     # ---- derived ---------------------------------------------------------------------------------
 
     @property
+    def placement_cpus(self) -> float:
+        """CPUs placement reserves on the node: the limit, or a larger reservation."""
+        return max(self.cpus or 0.0, self.reserve_cpus or 0.0)
+
+    @property
+    def placement_memory(self) -> int:
+        return max(self.memory or 0, self.reserve_memory or 0)
+
+    @property
     def effective_policy(self) -> GroupPolicy:
         return self.group_policy or GroupPolicy.one_for_one
 
