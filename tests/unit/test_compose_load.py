@@ -351,3 +351,222 @@ def test_deploy_and_the_same_key_on_the_service() -> None:
 def test_scale_zero_is_declared_not_run() -> None:
     assert load("services: {a: {image: x, scale: 0}}").spec.services["a"].instances == 0
     assert load("services: {a: {image: x, deploy: {replicas: 0}}}").spec.services["a"].instances == 0
+
+
+# --------------------------------------------------------------------------------------------------
+# syntax compose accepts
+# --------------------------------------------------------------------------------------------------
+
+PORTS = [
+    ("6005-6015:80", [(None, 6005, 6015, 80)]),
+    ("3000-3002", [(None, None, None, 3000), (None, None, None, 3001), (None, None, None, 3002)]),
+    ("127.0.0.1:5000-5001:5000-5001", [("127.0.0.1", 5000, None, 5000),
+                                       ("127.0.0.1", 5001, None, 5001)]),
+    ("9090-9091:8080-8081", [(None, 9090, None, 8080), (None, 9091, None, 8081)]),
+    ("::1:6000:6000", [("::1", 6000, None, 6000)]),
+    ("[::1]:6001:6001", [("::1", 6001, None, 6001)]),
+    ("127.0.0.1::5000", [("127.0.0.1", None, None, 5000)]),
+    ({"target": 80, "published": "8083-9000"}, [(None, 8083, 9000, 80)]),
+    ({"target": 80, "published": "8080", "host_ip": "[::1]"}, [("::1", 8080, None, 80)]),
+]
+
+
+@pytest.mark.parametrize(("given", "expected"), PORTS)
+def test_port_syntax(given, expected) -> None:
+    spec = load(json.dumps({"services": {"a": {"image": "x", "ports": [given]}}}))
+    got = [(p.host_ip, p.published, p.published_end, p.target)
+           for p in spec.spec.services["a"].ports]
+    assert got == expected
+
+
+VOLUMES = [
+    ("/src:/dst:ro,z", {"type": "bind", "read_only": True, "selinux": "z"}),
+    ("/src:/dst:Z", {"type": "bind", "selinux": "Z"}),
+    ("data:/dst:nocopy", {"type": "volume", "nocopy": True}),
+    ("/src:/dst:cached", {"type": "bind", "read_only": False}),
+    ("/src:/dst:delegated,ro", {"type": "bind", "read_only": True}),
+    ("/src:/dst:rshared", {"type": "bind", "propagation": "rshared"}),
+    ({"type": "volume", "source": "data", "target": "/d", "volume": {"subpath": "sub",
+                                                                      "nocopy": True}},
+     {"subpath": "sub", "nocopy": True}),
+    ({"type": "tmpfs", "target": "/t", "tmpfs": {"size": "64m", "mode": "1777"}},
+     {"type": "tmpfs", "tmpfs_size": 64 * 2**20, "tmpfs_mode": 0o1777}),
+    ({"type": "image", "source": "veo/busybox", "target": "/img", "image": {"subpath": "bin"}},
+     {"type": "image", "subpath": "bin"}),
+    ({"type": "bind", "source": "/s", "target": "/d", "bind": {"propagation": "slave",
+                                                               "selinux": "z",
+                                                               "create_host_path": True}},
+     {"propagation": "slave", "selinux": "z", "create_host_path": True}),
+]
+
+
+@pytest.mark.parametrize(("given", "expected"), VOLUMES)
+def test_volume_syntax(given, expected) -> None:
+    text = json.dumps({"x-veo": {"policy": {"allow_host_mounts": True}},
+                       "services": {"a": {"image": "x", "volumes": [given]}}})
+    vol = load(text).spec.services["a"].volumes[0]
+    assert {k: getattr(vol, k) for k in expected} == expected
+
+
+def test_volume_long_form_unknown_nested_key() -> None:
+    assert problems("services: {a: {image: x, volumes: [{type: volume, source: d, target: /d, "
+                    "volume: {size: 1}}]}}") == [
+        "compose.yml:1:36: services.a.volumes.0: volume.size: unknown key; expected one of "
+        "nocopy, subpath"]
+
+
+def test_project_names_with_underscores_run_with_dashes() -> None:
+    result = load("name: my_app\nservices: {a: {image: x}}\n")
+    assert result.spec.name == "my-app"
+    assert [str(w) for w in result.warnings] == [
+        "compose.yml:1:7: warning: name: veo separates the parts of container names with '_'; "
+        "the project 'my_app' runs as cluster 'my-app'"]
+
+
+# every service key of the compose specification (compose-spec schema): each must be read, or
+# a warning -- never 'unknown key'
+COMPOSE_SERVICE_KEYS = """annotations attach build blkio_config cpu_count cpu_percent cpu_shares
+cpu_quota cpu_period cpu_rt_period cpu_rt_runtime cpus cpuset credential_spec depends_on deploy
+develop device_cgroup_rules devices dns dns_opt dns_search domainname entrypoint env_file
+label_file environment expose extends external_links extra_hosts gpus group_add healthcheck
+hostname image init ipc isolation labels links logging mac_address mem_limit mem_reservation
+mem_swappiness memswap_limit network_mode models networks oom_kill_disable oom_score_adj pid
+pids_limit platform ports post_start pre_start pre_stop privileged profiles provider pull_policy
+pull_refresh_after read_only restart runtime scale secrets security_opt shm_size stdin_open
+stop_grace_period stop_signal storage_opt sysctls tmpfs tty ulimits use_api_socket user
+userns_mode uts volumes volumes_from working_dir configs container_name cgroup cgroup_parent
+""".split()
+
+
+@pytest.mark.parametrize("key", COMPOSE_SERVICE_KEYS)
+def test_no_compose_service_key_is_unknown(key: str, tmp_path: Path) -> None:
+    (tmp_path / "e.env").write_text("")
+    values = {"env_file": "e.env", "deploy": {}, "image": "x", "scale": 1, "pid": "host",
+              "network_mode": "bridge", "healthcheck": {"test": "true"}}
+    body = {"image": "x", key: values.get(key)} if key in values else {"image": "x", key: None}
+    text = json.dumps({"x-veo": {"policy": dict.fromkeys(
+        ["allow_host_pid", "allow_security_opt"], True)}, "services": {"a": body}})
+    try:
+        result = parse_spec(text, "compose.yml", env={}, base_dir=tmp_path)
+        messages = [str(w) for w in result.warnings]
+    except SpecError as e:
+        messages = [str(p) for p in e.problems]
+    assert not [m for m in messages if "unknown key" in m], messages
+
+
+@pytest.mark.parametrize("key", ["version", "name", "services", "networks", "volumes", "secrets",
+                                 "configs", "include", "models", "x-anything"])
+def test_no_compose_top_level_key_is_unknown(key: str) -> None:
+    data = {"services": {"a": {"image": "x"}}}
+    data.setdefault(key, {} if key not in ("version", "name") else "proj")
+    try:
+        messages = [str(w) for w in load(json.dumps(data)).warnings]
+    except SpecError as e:
+        messages = [str(p) for p in e.problems]
+    assert not [m for m in messages if "unknown key" in m], messages
+
+
+def test_strict_accepts_declared_volumes() -> None:
+    spec = load("""\
+        services: {db: {image: x, volumes: ["data:/var/lib/db"]}}
+        volumes:
+          data:
+          tuned: {driver: local, driver_opts: {type: tmpfs, device: tmpfs}, labels: [a=b]}
+          old: {external: true, name: legacy}
+        """, strict=True).spec
+    assert spec.volumes["data"].driver is None
+    assert spec.volumes["tuned"].driver_opts == {"type": "tmpfs", "device": "tmpfs"}
+    assert spec.volumes["tuned"].labels == {"a": "b"}
+    assert spec.volumes["old"].external and spec.volumes["old"].name == "legacy"
+
+
+# --------------------------------------------------------------------------------------------------
+# paths, namespaces, x-veo, policy
+# --------------------------------------------------------------------------------------------------
+
+
+def test_relative_bind_mounts_resolve_against_the_file(tmp_path: Path) -> None:
+    file = _write(tmp_path, "compose.yml", """\
+        x-veo: {policy: {allow_host_mounts: true}}
+        services:
+          a: {image: x, volumes: ["./data:/data", "../up:/up:ro"]}
+        """)
+    result = load_spec(file, environ={})
+    vols = result.spec.services["a"].volumes
+    assert [v.source for v in vols] == [str(tmp_path / "data"), str(tmp_path.parent / "up")]
+    assert [str(w).replace(str(tmp_path), "T") for w in result.warnings] == [
+        f"T/compose.yml:3:27: warning: services.a.volumes.0: bind mount ./data is T/data: that "
+        "path must exist on the node that runs the container",
+        f"T/compose.yml:3:43: warning: services.a.volumes.1: bind mount ../up is "
+        f"{str(tmp_path.parent / 'up').replace(str(tmp_path), 'T')}: that path must exist on the "
+        "node that runs the container",
+    ]
+
+
+def test_home_bind_mounts_expand(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", "/home/someone")
+    vol = load("x-veo: {policy: {allow_host_mounts: true}}\n"
+               "services: {a: {image: x, volumes: ['~/x:/x']}}\n").spec.services["a"].volumes[0]
+    assert vol.source == "/home/someone/x"
+
+
+def test_relative_bind_without_a_file_is_refused() -> None:
+    assert problems("x-veo: {policy: {allow_host_mounts: true}}\n"
+                    "services: {a: {image: x, volumes: ['./x:/x']}}\n") == [
+        "compose.yml:2:36: services.a.volumes.0: a bind mount needs an absolute path on the node, "
+        "got './x' (a relative path needs the compose file on disk)"]
+
+
+def test_network_mode_service_within_a_group() -> None:
+    spec = load("""\
+        services:
+          db: {image: x, group: g}
+          probe: {image: x, group: g, network_mode: "service:db"}
+        """).spec
+    assert spec.services["probe"].network_mode == "service:db"
+
+
+@pytest.mark.parametrize(("services", "message"), [
+    ("db: {image: x}\n  probe: {image: x, network_mode: 'service:db'}",
+     "compose.yml:3:35: services.probe.network_mode: service:db shares db's network namespace, "
+     "which works only on the node that runs db: put both in one group (group: NAME on each), so "
+     "veo places them together"),
+    ("probe: {image: x, network_mode: 'service:nope'}",
+     "compose.yml:2:35: services.probe.network_mode: no service 'nope' in this file"),
+])
+def test_network_mode_service_elsewhere_is_refused(services: str, message: str) -> None:
+    assert problems(f"services:\n  {services}\n") == [message]
+
+
+def test_x_veo_carries_veo_top_level_keys() -> None:
+    spec = load("""\
+        name: shop
+        x-veo:
+          name: shop
+          nodes: ["n1@localhost"]
+          settings: {placement: binpack}
+          policy: {allow_host_mounts: true}
+        services: {a: {image: x, volumes: ["/srv:/srv"]}}
+        """).spec
+    assert spec.nodes[0].name == "n1" and spec.settings.placement.value == "binpack"
+    assert spec.policy.allow_host_mounts
+
+
+def test_x_veo_problems() -> None:
+    assert problems("""\
+        policy: {}
+        x-veo: {policy: {allow_host_pid: true}, colour: red, settings: {budget: 1}}
+        services: {a: {image: x}}
+        """) == [
+        "compose.yml:2:9: x-veo.policy: given both here and at the top level; keep one",
+        "compose.yml:2:41: x-veo.colour: unknown key; expected one of name, nodes, settings, "
+        "policy, defaults",
+        "compose.yml:2:65: x-veo.settings.budget: unknown key, did you mean 'budget_period'?",
+    ]
+
+
+def test_security_opt_beyond_no_new_privileges_needs_the_policy() -> None:
+    assert load("services: {a: {image: x, security_opt: [no-new-privileges:true]}}").spec
+    assert problems("services: {a: {image: x, security_opt: [seccomp=unconfined]}}") == [
+        "compose.yml:1:40: services.a.security_opt: security options (seccomp=unconfined): "
+        "refused by the cluster policy (set policy.allow_security_opt: true to allow it)"]

@@ -65,11 +65,18 @@ class Doc:
     def add(
         self, path: UserPath, message: str, *, key: bool = False, warning: bool = False
     ) -> None:
-        path = self.renamed.get(path, path)
+        path = self.user_path(path)
         line, column = self.mark(path, key=key) or (None, None)
         self.problems.append(
             SpecProblem(message, ".".join(path), self.file, line, column, warning=warning)
         )
+
+    def user_path(self, path: UserPath) -> UserPath:
+        """``path`` as the user wrote it: a moved key (or anything under it) is where it was."""
+        for i in range(len(path), 0, -1):
+            if path[:i] in self.renamed:
+                return (*self.renamed[path[:i]], *path[i:])
+        return path
 
     def ignored(self, path: UserPath, reason: str) -> None:
         if self.strict:
