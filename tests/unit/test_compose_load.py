@@ -570,3 +570,8 @@ def test_security_opt_beyond_no_new_privileges_needs_the_policy() -> None:
     assert problems("services: {a: {image: x, security_opt: [seccomp=unconfined]}}") == [
         "compose.yml:1:40: services.a.security_opt: security options (seccomp=unconfined): "
         "refused by the cluster policy (set policy.allow_security_opt: true to allow it)"]
+
+
+def test_errors_after_a_port_range_point_at_the_users_item() -> None:
+    assert problems('services: {a: {image: x, ports: ["3000-3002", "70000"]}}') == [
+        "compose.yml:1:47: services.a.ports.1: expected a number <= 65535, got 70000"]

@@ -19,9 +19,11 @@ the ``deploy.replicas`` the user wrote.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from veo.core.interpolate import DotenvError, parse_dotenv
+from veo.core.models import expand_ports
 from veo.core.yamldoc import Doc, UserPath
 
 # top-level keys only a cluster.yml has; service keys compose does not know
@@ -92,18 +94,37 @@ def _flavour(data: dict) -> str:
 
 def _service(doc: Doc, path: UserPath, body: dict, flavour: str) -> dict:
     body = dict(body)
+    if "build" in body and "image" not in body:
+        doc.add((*path, "build"), "veo runs prebuilt images: build this one (docker build -t "
+                "NAME …), load it on the nodes, and give image: NAME", key=True)
+        body["image"] = "unbuilt"  # the one problem above, not a second 'missing image'
+        del body["build"]
     env = doc.env if doc.env is not None else {}
     if "environment" in body or "env_file" in body:
         body["environment"] = _environment(doc, path, body, env)
         body.pop("env_file", None)
     if isinstance(body.get("deploy"), dict):
         body = _deploy(doc, path, body)
+    if isinstance(body.get("ports"), list):
+        body["ports"] = _port_ranges(doc, (*path, "ports"), body["ports"])
     if flavour == "compose":
         body.setdefault("restart", "no")
         health = body.get("healthcheck")
         if isinstance(health, dict):
             body["healthcheck"] = {**COMPOSE_HEALTH_DEFAULTS, **health}
     return body
+
+
+def _port_ranges(doc: Doc, path: UserPath, ports: list) -> list:
+    """Container-port ranges split here rather than in the model, so that each port of a range
+    (and every item after it) keeps the position of the item the user wrote."""
+    out: list = []
+    for i, item in enumerate(ports):
+        for one in expand_ports([item]):
+            if len(out) != i:
+                doc.renamed[(*path, str(len(out)))] = (*path, str(i))
+            out.append(one)
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -359,10 +380,10 @@ def resolve(doc: Doc, spec: Any) -> None:
 
 def _bind_source(doc: Doc, where: UserPath, vol: Any) -> None:
     src = vol.source
-    if src.startswith("~"):
-        from pathlib import Path
-
-        full = str(Path(src).expanduser())
+    if src.startswith("~/") or src == "~":
+        # the home of whoever runs veo, as compose does (from the command's environment)
+        home = (doc.env or {}).get("HOME") or str(Path.home())
+        full = str(Path(home) / src[2:])
     elif doc.base_dir is None:
         doc.add(where, f"a bind mount needs an absolute path on the node, got {src!r} (a "
                 "relative path needs the compose file on disk)")

@@ -144,10 +144,11 @@ def expand_ports(v: Any) -> Any:
         return v
     out: list[Any] = []
     for item in v:
-        if isinstance(item, str) and "-" in item.rsplit(":", 1)[-1]:
-            out.extend(_parse_port(item))
-        else:
-            out.append(item)
+        try:
+            ranged = isinstance(item, str) and "-" in item.rsplit(":", 1)[-1]
+            out.extend(_parse_port(item) if ranged else [item])
+        except ValueError:
+            out.append(item)  # Port reports it again, at its own index
     return out
 
 
@@ -223,7 +224,10 @@ class Volume(Strict):
     @field_validator("tmpfs_mode", mode="before")
     @classmethod
     def _mode(cls, v: Any) -> Any:
-        # compose writes the mode in octal ("1777") or as YAML's number
+        # compose writes the mode in octal: "1777", or 1777 which YAML reads as a decimal number
+        # (a mode is never meant in decimal, so digits 0-7 are read as the octal they spell)
+        if isinstance(v, int) and not isinstance(v, bool) and set(str(v)) <= set("01234567"):
+            return int(str(v), 8)
         if isinstance(v, str):
             try:
                 return int(v, 8)
