@@ -35,6 +35,7 @@ from veo.core.supervision import Death, Decision, Member
 from veo.core.names import (LABEL_CLUSTER, LABEL_INSTANCE, LABEL_MANAGED, LABEL_NODE, LABEL_SERVICE,
                             actor_name, docker_host_from)
 from veo.core.translate import create_kwargs
+from veo.adapters.prepare import prepare, release  # compose hook
 
 log = logging.getLogger("veo.agent")
 START_RETRIES = 2
@@ -216,6 +217,7 @@ class NodeAgent:
             containers = await asyncio.to_thread(self._list)
             for c in containers:
                 await self._remove(c, "veo down")
+            await asyncio.to_thread(release, self.runtime, self.cluster)  # compose hook: networks
         return len(containers)
 
     async def stats(self, key: str) -> dict:
@@ -400,6 +402,8 @@ class NodeAgent:
         a = inst.a
         kwargs = create_kwargs(a.service, cluster=self.cluster, instance=a.instance,
                                generation=a.generation, node=self.node)
+        kwargs.update(await asyncio.to_thread(  # compose hook: project networks and volumes
+            prepare, self.runtime, a.service, self.cluster, a.instance, self.node))
         inst.container_id = await asyncio.to_thread(self.runtime.create, kwargs)
 
     def _start_later(self, inst: Inst, restarted: bool, delay: float, reason: str) -> None:

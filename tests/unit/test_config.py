@@ -321,9 +321,6 @@ COMPOSE_WARNINGS = [
     "docker-compose.yml:19:9: warning: services.web.ports.1.mode: ignored: Swarm's ingress mode; "
     "veo publishes on the node (host mode)",
     "docker-compose.yml:22:7: warning: services.web.healthcheck.start_interval: ignored: not supported by veo",
-    "docker-compose.yml:29:1: warning: networks: ignored: veo does not create project networks "
-    "yet; services on one node reach each other through published ports or network_mode: "
-    "service:NAME within a group",
 ]
 
 
@@ -509,7 +506,7 @@ def test_validate_json(spec_file) -> None:
     result = runner.invoke(app, ["validate", "--json", path])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {"name", "nodes", "services", "settings", "policy", "volumes"}
+    assert set(data) == {"name", "nodes", "services", "settings", "policy", "volumes", "networks"}
     assert data["name"] == "demo"
     assert data["nodes"][1] == {
         "name": "dos", "host": "localhost", "role": "db", "cpus": 2.0, "memory": 4 * 1024**3, "disk": None

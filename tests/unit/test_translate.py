@@ -326,6 +326,8 @@ def test_not_docker_field_does_not_reach_docker(field: str) -> None:
         "reserve_cpus": {"reserve_cpus": 2},
         "expose": {"expose": ["80"]},
         "update_config": {"update_config": {"parallelism": 2}},
+        "networks": {"networks": {"back": {"aliases": ["db"]}}},
+        "volume_defs": {"volume_defs": {"p_data": {"driver": "local"}}},
         "rollback_config": {"rollback_config": {"order": "start-first"}},
     }
     reference = {"group": "g"} if field == "group_policy" else {}

@@ -52,6 +52,7 @@ def normalise(doc: Doc, data: dict, *, defaults: str | None = None) -> dict:
         data = {**data, "services": {
             key: _service(doc, ("services", str(key)), body, flavour) if isinstance(body, dict)
             else body for key, body in services.items()}}
+        data = _networks(doc, data, flavour)
     return data
 
 
@@ -124,6 +125,70 @@ def _port_ranges(doc: Doc, path: UserPath, ports: list) -> list:
             if len(out) != i:
                 doc.renamed[(*path, str(len(out)))] = (*path, str(i))
             out.append(one)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# networks
+# --------------------------------------------------------------------------------------------------
+
+# per-service network settings veo does not apply
+_NET_IGNORED = ("ipv4_address", "ipv6_address", "link_local_ips", "mac_address", "priority",
+                "gw_priority", "driver_opts", "interface_name")
+
+
+def _networks(doc: Doc, data: dict, flavour: str) -> dict:
+    """Each service's networks with their definitions (engine name ``<project>_<key>``, as
+    compose names them); in a compose file a service with neither ``networks`` nor
+    ``network_mode`` joins the project's ``default`` network, as in compose."""
+    top = data.get("networks")
+    top = dict(top) if isinstance(top, dict) else {}
+    project = data.get("name") if isinstance(data.get("name"), str) else "veo"
+    services = dict(data["services"])
+    for key, body in services.items():
+        if not isinstance(body, dict):
+            continue
+        path = ("services", str(key))
+        if "networks" not in body:
+            if flavour != "compose" or "network_mode" in body:
+                continue
+            body = {**body, "networks": {"default": {}}}
+            top.setdefault("default", None)
+        elif "network_mode" in body:
+            doc.add((*path, "networks"), "give either networks: or network_mode:, not both",
+                    key=True)
+            continue
+        services[key] = {**body, "networks": _service_networks(doc, (*path, "networks"), body,
+                                                                top, project)}
+    out = {**data, "services": services}
+    if top:
+        out["networks"] = top
+    return out
+
+
+def _service_networks(doc: Doc, path: UserPath, body: dict, top: dict, project: str) -> Any:
+    given = body["networks"]
+    if isinstance(given, list):
+        given = {str(n): None for n in given}
+    if not isinstance(given, dict):
+        return given  # the model reports it
+    out: dict[str, Any] = {}
+    for name, conf in given.items():
+        name = str(name)
+        if name not in top and name != "default":
+            doc.add((*path, name), f"network {name!r} is not declared under the top-level "
+                    "networks:", key=True)
+            continue
+        conf = dict(conf) if isinstance(conf, dict) else {}
+        for extra in [k for k in conf if k in _NET_IGNORED]:
+            doc.ignored((*path, name, extra), "veo lets the engine choose addresses and options")
+            conf.pop(extra)
+        definition = top.get(name)
+        definition = dict(definition) if isinstance(definition, dict) else {}
+        if not definition.get("name"):
+            definition["name"] = name if definition.get("external") else f"{project}_{name}"
+        aliases = conf.pop("aliases", [])
+        out[name] = {**conf, "aliases": aliases, "network": definition}
     return out
 
 
@@ -370,12 +435,29 @@ def resolve(doc: Doc, spec: Any) -> None:
     for key, svc in spec.services.items():
         path = ("services", str(key))
         for i, vol in enumerate(svc.volumes):
+            if vol.type == "volume" and vol.source:
+                _named_volume(doc, spec, (*path, "volumes", str(i)), svc, vol)
             if vol.type != "bind" or not vol.source or vol.source.startswith("/"):
                 continue
             _bind_source(doc, (*path, "volumes", str(i)), vol)
         mode = svc.network_mode or ""
         if mode.startswith("service:"):
             _service_network(doc, spec, (*path, "network_mode"), svc, mode.split(":", 1)[1])
+
+
+def _named_volume(doc: Doc, spec: Any, where: UserPath, svc: Any, vol: Any) -> None:
+    """A declared volume is the engine's ``<project>_<key>`` (its ``name:``, or the key itself
+    when external), as compose names it; the service carries its definition to the node."""
+    definition = spec.volumes.get(vol.source)
+    if definition is None:
+        if spec.volumes:
+            doc.add(where, f"volume {vol.source!r} is not declared under the top-level volumes: "
+                    f"(compose refuses this); veo mounts the engine's volume {vol.source!r}",
+                    warning=True)
+        return
+    engine = definition.name or (vol.source if definition.external else f"{spec.name}_{vol.source}")
+    svc.volume_defs[engine] = definition
+    vol.source = engine
 
 
 def _bind_source(doc: Doc, where: UserPath, vol: Any) -> None:

@@ -84,3 +84,27 @@ def extra_hosts(v: Any) -> Any:
             out.append(f"{host}:{ip.strip('[]')}")
         return out
     return v
+
+
+class NetworkDef(_Strict):
+    """A top-level ``networks:`` entry. ``name`` is the engine's name for it: the loader fills
+    in compose's ``<project>_<key>`` (or the key itself for an external network)."""
+
+    name: str | None = None
+    driver: str | None = None
+    driver_opts: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    external: bool = False
+    internal: bool = False
+    attachable: bool = False
+    enable_ipv6: bool = False
+
+    _mapping = field_validator("driver_opts", "labels", mode="before")(VolumeDef._mapping.__func__)
+
+
+class ServiceNetwork(_Strict):
+    """One network a service joins: its aliases there, and the network itself (so that the
+    node that runs the service can create it without the rest of the file)."""
+
+    aliases: list[str] = Field(default_factory=list)
+    network: NetworkDef = Field(default_factory=NetworkDef)

@@ -60,8 +60,6 @@ _NOT_SUPPORTED = "not supported by veo"
 # top-level compose keys veo does not read -> why
 _COMPOSE_TOP = {
     "version": "obsolete compose file version",
-    "networks": "veo does not create project networks yet; services on one node reach each "
-                "other through published ports or network_mode: service:NAME within a group",
     "secrets": "veo does not deliver secrets yet",
     "configs": "veo does not deliver configs yet",
     "include": _NOT_SUPPORTED,
@@ -76,9 +74,8 @@ _COMPOSE_SERVICE = {
     "pull_policy": "veo pulls missing images itself",
     "pull_refresh_after": "veo pulls missing images itself",
     "depends_on": "veo does not order service starts yet; use group: to tie their lifecycles",
-    "links": "veo does not create project networks yet",
-    "external_links": "veo does not create project networks yet",
-    "networks": "veo does not create project networks yet; service names do not resolve",
+    "links": "services on one network reach each other by service name already",
+    "external_links": "use a network (external: true) shared with those containers",
     "container_name": "veo names containers itself (<cluster>_<service>_<instance>_g<gen>)",
     "extends": _NOT_SUPPORTED,
     "secrets": "veo does not deliver secrets yet: /run/secrets/NAME will be missing",

@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from veo.core.compose_types import Logging, UpdateConfig, VolumeDef, extra_hosts
+from veo.core.compose_types import (Logging, NetworkDef, ServiceNetwork, UpdateConfig, VolumeDef,
+                                     extra_hosts)
 from veo.core.units import parse_duration, parse_size
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -433,6 +434,9 @@ class Service(Strict):
     logging: Logging | None = None
     update_config: UpdateConfig | None = None
     rollback_config: UpdateConfig | None = None
+    networks: dict[str, ServiceNetwork] = Field(default_factory=dict)  # see veo.adapters.prepare
+    # the declared named volumes this service mounts, by engine name (filled in by the loader)
+    volume_defs: dict[str, VolumeDef] = Field(default_factory=dict)
 
     # ---- spellings -------------------------------------------------------------------------------
 
@@ -477,6 +481,15 @@ class Service(Strict):
         if isinstance(v, (str, int)):
             v = [v]
         return [] if v is None else [str(x) for x in v] if isinstance(v, list) else v
+
+    @field_validator("networks", mode="before")
+    @classmethod
+    def _networks(cls, v: Any) -> Any:
+        if v is None:
+            return {}
+        if isinstance(v, list):
+            return {str(name): {} for name in v}
+        return {str(k): ({} if x is None else x) for k, x in v.items()} if isinstance(v, dict) else v
 
     @field_validator("sysctls", mode="before")
     @classmethod
@@ -728,8 +741,9 @@ class ClusterSpec(Strict):
     # so that a spec built in code still validates (see veo.core.policy)
     policy: Policy = Field(default_factory=Policy)
     volumes: dict[str, VolumeDef] = Field(default_factory=dict)  # compose's declared volumes
+    networks: dict[str, NetworkDef] = Field(default_factory=dict)  # compose's project networks
 
-    @field_validator("volumes", mode="before")
+    @field_validator("volumes", "networks", mode="before")
     @classmethod
     def _volume_defs(cls, v: Any) -> Any:
         # 'data:' with nothing under it declares a volume with every default

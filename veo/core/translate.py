@@ -52,6 +52,11 @@ NOT_DOCKER_FIELDS: dict[str, str] = {
         "documentation: containers on one network reach each other's every port; Docker's "
         "ExposedPorts only matter to 'docker run -P', which veo does not do"
     ),
+    "networks": (
+        "created on the node's engine by veo.adapters.prepare, which adds the network and its "
+        "aliases to the create arguments"
+    ),
+    "volume_defs": "created on the node's engine by veo.adapters.prepare before the container",
     "update_config": "rolling updates: kept for the update planner",
     "rollback_config": "rolling updates: kept for the update planner",
 }
