@@ -24,6 +24,7 @@ import ray
 from actors.group_supervisor import GroupSupervisor
 from actors.health_checker import HealthChecker
 from actors.node_agent import NodeAgent
+from veo.core.depends import held_back, show_held  # compose hook
 from veo.core.errors import Conflict, NotFound, VeoError
 from veo.core.models import (ClusterSpec, Event, EventKind, Instance, InstanceStatus, Node, NodeView,
                         Service, Settings)
@@ -361,9 +362,11 @@ class Scheduler:
                 for name in sorted(set(self.nodes) | set(self.expected))]
 
     def _plan(self) -> None:
-        result = reconcile(self.services, self._states(), self.slots,
-                           strategy=self.settings.placement.value, draining=self.draining,
-                           drain_moves=self._drain_budget())
+        held = self._held_back()  # compose hook: depends_on holds dependents back
+        result = reconcile({k: v for k, v in self.services.items() if k not in held}, self._states(),
+                           self.slots, strategy=self.settings.placement.value,
+                           draining=self.draining, drain_moves=self._drain_budget())
+        show_held(result, self.services, held, self._states())  # compose hook
         self.unit_members = result.unit_members
         new_slots = {k: self._carry_outcome(k, s) for k, s in result.slots.items()}
         if new_slots != self.slots:
@@ -379,6 +382,14 @@ class Scheduler:
         self.pending = result.pending
         if events:
             self._record(events)
+
+    def _held_back(self) -> dict[str, str]:
+        """compose hook: services whose first start waits on a dependency (veo.core.depends)."""
+        placed = {s.service for s in self.slots.values()}
+        if not any(svc.depends_on and name not in placed for name, svc in self.services.items()):
+            return {}  # the common case: no view to build
+        views = instance_views(self.slots, self.nodes, self.pending, self.unit_members, self.restarts)
+        return held_back(self.services, placed, views)
 
     def _drain_budget(self) -> int:
         """A drain moves one unit (group) at a time: the next only once nothing is starting."""

@@ -316,8 +316,6 @@ COMPOSE_WARNINGS = [
     "docker-compose.yml:10:5: warning: services.web.build: ignored: veo runs prebuilt images",
     "docker-compose.yml:11:5: warning: services.web.container_name: ignored: veo names containers "
     "itself (<cluster>_<service>_<instance>_g<gen>)",
-    "docker-compose.yml:12:5: warning: services.web.depends_on: ignored: veo does not order "
-    "service starts yet; use group: to tie their lifecycles",
     "docker-compose.yml:19:9: warning: services.web.ports.1.mode: ignored: Swarm's ingress mode; "
     "veo publishes on the node (host mode)",
     "docker-compose.yml:22:7: warning: services.web.healthcheck.start_interval: ignored: not supported by veo",

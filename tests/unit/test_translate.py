@@ -328,6 +328,7 @@ def test_not_docker_field_does_not_reach_docker(field: str) -> None:
         "update_config": {"update_config": {"parallelism": 2}},
         "networks": {"networks": {"back": {"aliases": ["db"]}}},
         "volume_defs": {"volume_defs": {"p_data": {"driver": "local"}}},
+        "depends_on": {"depends_on": ["db"]},
         "rollback_config": {"rollback_config": {"order": "start-first"}},
     }
     reference = {"group": "g"} if field == "group_policy" else {}

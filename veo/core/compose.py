@@ -22,6 +22,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from veo.core import depends
 from veo.core.interpolate import DotenvError, parse_dotenv
 from veo.core.models import expand_ports
 from veo.core.yamldoc import Doc, UserPath
@@ -108,6 +109,9 @@ def _service(doc: Doc, path: UserPath, body: dict, flavour: str) -> dict:
         body = _deploy(doc, path, body)
     if isinstance(body.get("ports"), list):
         body["ports"] = _port_ranges(doc, (*path, "ports"), body["ports"])
+    if isinstance(body.get("depends_on"), list):  # [db, cache]: a problem with db is at its item
+        for i, dep in enumerate(body["depends_on"]):
+            doc.renamed[(*path, "depends_on", str(dep))] = (*path, "depends_on", str(i))
     if flavour == "compose":
         body.setdefault("restart", "no")
         health = body.get("healthcheck")
@@ -443,6 +447,12 @@ def resolve(doc: Doc, spec: Any) -> None:
         mode = svc.network_mode or ""
         if mode.startswith("service:"):
             _service_network(doc, spec, (*path, "network_mode"), svc, mode.split(":", 1)[1])
+        for dep, rule in svc.depends_on.items():
+            if rule.restart:
+                doc.ignored((*path, "depends_on", dep, "restart"), f"veo does not restart {key} "
+                            f"when {dep} restarts")
+    for where, message in depends.check(spec.services):
+        doc.add(where, message, key=where[-1] != "depends_on")
 
 
 def _named_volume(doc: Doc, spec: Any, where: UserPath, svc: Any, vol: Any) -> None:

@@ -108,3 +108,23 @@ class ServiceNetwork(_Strict):
 
     aliases: list[str] = Field(default_factory=list)
     network: NetworkDef = Field(default_factory=NetworkDef)
+
+
+class Dependency(_Strict):
+    """One ``depends_on`` entry: what the dependency must have done before this service starts."""
+
+    condition: Literal["service_started", "service_healthy",
+                       "service_completed_successfully"] = "service_started"
+    required: bool = True  # false: a dependency that is absent (or scaled to 0) is no reason to wait
+    restart: bool = False  # compose restarts dependents with their dependency; veo warns, see README
+
+
+def depends_on(v: Any) -> Any:
+    """compose's list form (``[db, cache]``) as the mapping form."""
+    if v is None:
+        return {}
+    if isinstance(v, list):
+        return {str(name): {} for name in v}
+    if isinstance(v, dict):
+        return {str(k): ({} if x is None else x) for k, x in v.items()}
+    return v

@@ -73,7 +73,6 @@ _COMPOSE_SERVICE = {
     "develop": "veo runs prebuilt images",
     "pull_policy": "veo pulls missing images itself",
     "pull_refresh_after": "veo pulls missing images itself",
-    "depends_on": "veo does not order service starts yet; use group: to tie their lifecycles",
     "links": "services on one network reach each other by service name already",
     "external_links": "use a network (external: true) shared with those containers",
     "container_name": "veo names containers itself (<cluster>_<service>_<instance>_g<gen>)",

@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from veo.core.compose_types import (Logging, NetworkDef, ServiceNetwork, UpdateConfig, VolumeDef,
-                                     extra_hosts)
+from veo.core.compose_types import (Dependency, Logging, NetworkDef, ServiceNetwork, UpdateConfig,
+                                     VolumeDef, depends_on, extra_hosts)
 from veo.core.units import parse_duration, parse_size
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -435,6 +435,7 @@ class Service(Strict):
     update_config: UpdateConfig | None = None
     rollback_config: UpdateConfig | None = None
     networks: dict[str, ServiceNetwork] = Field(default_factory=dict)  # see veo.adapters.prepare
+    depends_on: dict[str, Dependency] = Field(default_factory=dict)  # see veo.core.depends
     # the declared named volumes this service mounts, by engine name (filled in by the loader)
     volume_defs: dict[str, VolumeDef] = Field(default_factory=dict)
 
@@ -490,6 +491,11 @@ class Service(Strict):
         if isinstance(v, list):
             return {str(name): {} for name in v}
         return {str(k): ({} if x is None else x) for k, x in v.items()} if isinstance(v, dict) else v
+
+    @field_validator("depends_on", mode="before")
+    @classmethod
+    def _depends_on(cls, v: Any) -> Any:
+        return depends_on(v)
 
     @field_validator("sysctls", mode="before")
     @classmethod
@@ -635,7 +641,8 @@ class Service(Strict):
         import json
 
         data = self.model_dump(mode="json", exclude={"instances", "roles", "hosts", "reserve_cpus",
-                                                      "update_config", "rollback_config"})
+                                                      "update_config", "rollback_config",
+                                                      "depends_on"})
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -56,6 +56,7 @@ NOT_DOCKER_FIELDS: dict[str, str] = {
         "created on the node's engine by veo.adapters.prepare, which adds the network and its "
         "aliases to the create arguments"
     ),
+    "depends_on": "start order: the Scheduler holds a dependent back (veo.core.depends)",
     "volume_defs": "created on the node's engine by veo.adapters.prepare before the container",
     "update_config": "rolling updates: kept for the update planner",
     "rollback_config": "rolling updates: kept for the update planner",
