@@ -35,7 +35,7 @@ from veo.core.supervision import Death, Decision, Member
 from veo.core.names import (LABEL_CLUSTER, LABEL_INSTANCE, LABEL_MANAGED, LABEL_NODE, LABEL_SERVICE,
                             actor_name, docker_host_from)
 from veo.core.translate import create_kwargs
-from veo.adapters.prepare import prepare, release  # compose hook
+from veo.adapters.prepare import forget, prepare, release  # compose hook
 
 log = logging.getLogger("veo.agent")
 START_RETRIES = 2
@@ -402,8 +402,8 @@ class NodeAgent:
         a = inst.a
         kwargs = create_kwargs(a.service, cluster=self.cluster, instance=a.instance,
                                generation=a.generation, node=self.node)
-        kwargs.update(await asyncio.to_thread(  # compose hook: project networks and volumes
-            prepare, self.runtime, a.service, self.cluster, a.instance, self.node))
+        kwargs = await asyncio.to_thread(  # compose hook: networks, volumes, secret files
+            prepare, self.runtime, a.service, self.cluster, kwargs)
         inst.container_id = await asyncio.to_thread(self.runtime.create, kwargs)
 
     def _start_later(self, inst: Inst, restarted: bool, delay: float, reason: str) -> None:
@@ -441,6 +441,7 @@ class NodeAgent:
     async def _remove(self, c, reason: str, kind: EventKind = EventKind.removed) -> None:
         self.expected_stops.add(c.id)
         await asyncio.to_thread(self.runtime.remove, c.id)
+        await asyncio.to_thread(forget, c.name)  # compose hook: the container's secret files
         self._health().unwatch.remote(c.id)
         ident = identity(c)
         self.sink.emit(Event(kind=kind, node=self.node, container_id=c.id, reason=reason,

@@ -7,6 +7,7 @@ exist; ``release`` removes the networks at ``veo down``.
 
 from __future__ import annotations
 
+import os
 import textwrap
 import time
 from collections.abc import Iterator
@@ -65,7 +66,7 @@ def up(runtime: DockerRuntime, spec: ClusterSpec) -> dict[str, str]:
     ids = {}
     for name, svc in spec.services.items():
         kw = create_kwargs(svc, cluster=spec.name, instance=0, generation=1, node="n1")
-        kw.update(prepare(runtime, svc, spec.name, 0, "n1"))
+        kw = prepare(runtime, svc, spec.name, kw)
         ids[name] = runtime.create(kw)
         runtime.start(ids[name])
     return ids
@@ -139,4 +140,61 @@ def test_external_resources_must_exist(runtime, veo_cluster, kind: str) -> None:
           gone: {{external: true, name: {veo_cluster}-missing}}
         """), "compose.yml", env={}).spec
     with pytest.raises(EngineError, match=f"{kind[:-1]} '{veo_cluster}-missing' is external"):
-        prepare(runtime, spec.services["a"], veo_cluster, 0, "n1")
+        kw = create_kwargs(spec.services["a"], cluster=veo_cluster, instance=0, generation=1,
+                           node="n1")
+        prepare(runtime, spec.services["a"], veo_cluster, kw)
+
+
+def test_secrets_and_configs_are_files_only_the_container_reads(runtime, raw, veo_cluster,
+                                                                tmp_path, monkeypatch) -> None:
+    from veo.adapters.prepare import forget, secrets_root
+
+    monkeypatch.setenv("VEO_SECRETS_DIR", str(tmp_path / "secrets"))
+    (tmp_path / "pw.txt").write_text("s3cr3t-from-file\n")
+    spec = parse_spec(textwrap.dedent(f"""\
+        name: {veo_cluster}
+        services:
+          app:
+            image: veo/busybox
+            command: [sleep, "600"]
+            stop_grace_period: 1s
+            user: "1000"
+            secrets:
+              - db_password
+              - {{source: token, target: api/token, uid: "0", mode: 0400}}
+            configs:
+              - {{source: conf, target: /etc/app.conf}}
+        secrets:
+          db_password: {{file: pw.txt}}
+          token: {{environment: TOKEN}}
+        configs:
+          conf: {{content: "level=debug"}}
+        """), "compose.yml", env={"TOKEN": "tok-from-env"}, base_dir=tmp_path).spec
+    svc = spec.services["app"]
+    assert "s3cr3t" not in repr(svc) and "s3cr3t" not in svc.model_dump_json()
+    try:
+        kw = prepare(runtime, svc, veo_cluster,
+                     create_kwargs(svc, cluster=veo_cluster, instance=0, generation=1, node="n1"))
+        cid = runtime.create(kw)
+        runtime.start(cid)
+        assert runtime.exec(cid, ["cat", "/run/secrets/db_password"]) == (0, "s3cr3t-from-file\n")
+        assert runtime.exec(cid, ["cat", "/etc/app.conf"]) == (0, "level=debug")
+        # 0400 root: the service's user 1000 may not read the token, root may
+        code, out = runtime.exec(cid, ["sh", "-c", "id; ls -ln /run/secrets/api/token; cat /run/secrets/api/token"])
+        assert code != 0, out
+        assert raw.api.exec_start(raw.api.exec_create(cid, ["cat", "/run/secrets/api/token"],
+                                                      user="0")["Id"]) == b"tok-from-env"
+        code, out = runtime.exec(cid, ["sh", "-c", "echo x > /run/secrets/db_password"])
+        assert code != 0  # read-only
+        listing = runtime.exec(cid, ["ls", "-ln", "/run/secrets/db_password"])[1].split()
+        assert listing[0] == "-r--------" and listing[2] == "1000"
+        inspected = raw.api.inspect_container(cid)
+        assert "s3cr3t" not in str(inspected) and "tok-from-env" not in str(inspected)
+        here = secrets_root() / kw["name"]
+        assert oct(os.stat(secrets_root()).st_mode & 0o777) == "0o700" and here.is_dir()
+    finally:
+        for c in raw.containers.list(all=True, filters={"label": f"{LABEL_CLUSTER}={veo_cluster}"}):
+            c.remove(force=True)
+            forget(c.name)
+        release(runtime, veo_cluster)
+    assert not list(secrets_root().iterdir())

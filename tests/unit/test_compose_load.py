@@ -575,3 +575,14 @@ def test_security_opt_beyond_no_new_privileges_needs_the_policy() -> None:
 def test_errors_after_a_port_range_point_at_the_users_item() -> None:
     assert problems('services: {a: {image: x, ports: ["3000-3002", "70000"]}}') == [
         "compose.yml:1:47: services.a.ports.1: expected a number <= 65535, got 70000"]
+
+
+def test_what_the_loader_fills_in_survives_the_state_store() -> None:
+    from veo.adapters.store import dump_service, load_service
+
+    spec = load("name: p\nservices: {db: {image: x, volumes: ['data:/d']}}\n"
+                "volumes: {data: {driver_opts: {o: x}}}\n").spec
+    again = load_service(dump_service(spec.services["db"]))
+    assert again.volumes[0].source == "p_data"
+    assert again.volume_defs == {"p_data": spec.volumes["data"]}
+    assert again.networks["default"].network.name == "p_default"

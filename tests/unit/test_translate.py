@@ -329,6 +329,8 @@ def test_not_docker_field_does_not_reach_docker(field: str) -> None:
         "networks": {"networks": {"back": {"aliases": ["db"]}}},
         "volume_defs": {"volume_defs": {"p_data": {"driver": "local"}}},
         "depends_on": {"depends_on": ["db"]},
+        "secrets": {"secrets": [{"source": "s", "target": "/run/secrets/s", "content": "x"}]},
+        "configs": {"configs": [{"kind": "config", "source": "c", "target": "/c", "content": "y"}]},
         "rollback_config": {"rollback_config": {"order": "start-first"}},
     }
     reference = {"group": "g"} if field == "group_policy" else {}

@@ -77,8 +77,9 @@ class SqliteStore(MemoryStore):
 
 
 def dump_service(svc: Service) -> dict:
-    """Only the fields the user set: defaults re-read as 'set' would trip the cross-field rules."""
-    return svc.model_dump(mode="json", exclude_unset=True)
+    """Only the fields the user set: defaults re-read as 'set' would trip the cross-field rules.
+    Secret contents are kept (the state is the Scheduler's own; every other dump masks them)."""
+    return svc.model_dump(mode="json", exclude_unset=True, context={"secrets": "plain"})
 
 
 def load_service(data: dict) -> Service:

@@ -54,6 +54,7 @@ def normalise(doc: Doc, data: dict, *, defaults: str | None = None) -> dict:
             key: _service(doc, ("services", str(key)), body, flavour) if isinstance(body, dict)
             else body for key, body in services.items()}}
         data = _networks(doc, data, flavour)
+        data = _secrets(doc, data)
     return data
 
 
@@ -194,6 +195,86 @@ def _service_networks(doc: Doc, path: UserPath, body: dict, top: dict, project: 
         aliases = conf.pop("aliases", [])
         out[name] = {**conf, "aliases": aliases, "network": definition}
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# secrets and configs
+# --------------------------------------------------------------------------------------------------
+
+_MAX_SECRET = 1024 * 1024  # what Swarm allows is 500 KiB; a file this big is no secret
+
+
+def _secrets(doc: Doc, data: dict) -> dict:
+    """Service ``secrets:``/``configs:`` references -> files with their content, read now from
+    the top-level definitions (``file:`` relative to the compose file, ``environment:`` from the
+    command's environment, ``content:`` inline), so the content travels with the spec."""
+    out = {k: v for k, v in data.items() if k not in ("secrets", "configs")}
+    services = dict(out["services"])
+    for kind in ("secret", "config"):
+        key = f"{kind}s"
+        defs = data.get(key) if isinstance(data.get(key), dict) else {}
+        contents: dict[str, str | None] = {}
+        for name, body in services.items():
+            if isinstance(body, dict) and isinstance(body.get(key), list):
+                path = ("services", str(name), key)
+                refs = [_secret_ref(doc, (*path, str(i)), kind, ref, defs, contents)
+                        for i, ref in enumerate(body[key])]
+                services[name] = {**body, key: [r for r in refs if r is not None]}
+    out["services"] = services
+    return out
+
+
+def _secret_ref(doc: Doc, where: UserPath, kind: str, ref: Any, defs: dict,
+                contents: dict) -> dict | None:
+    ref = {"source": ref} if isinstance(ref, str) else ref
+    if not isinstance(ref, dict) or not isinstance(ref.get("source"), str):
+        doc.add(where, f"expected a {kind} name, or a mapping with source:")
+        return None
+    source = ref["source"]
+    if source not in defs:
+        doc.add(where, f"{kind} {source!r} is not declared under the top-level {kind}s:")
+        return None
+    if source not in contents:
+        contents[source] = _secret_content(doc, (f"{kind}s", source), kind, defs[source])
+    if contents[source] is None:
+        return None
+    target = str(ref.get("target") or (source if kind == "secret" else f"/{source}"))
+    if kind == "secret" and not target.startswith("/"):
+        target = f"/run/secrets/{target}"
+    extra = {k: ref[k] for k in ("uid", "gid", "mode") if ref.get(k) is not None}
+    return {"kind": kind, "source": source, "target": target, "content": contents[source], **extra}
+
+
+def _secret_content(doc: Doc, where: UserPath, kind: str, body: Any) -> str | None:
+    body = body if isinstance(body, dict) else {}
+    if body.get("external"):
+        doc.add(where, f"external {kind}s live in Swarm, and veo has no {kind} store: use "
+                "file:, environment: or content:")
+        return None
+    if isinstance(body.get("content"), str):
+        text = body["content"]
+    elif isinstance(body.get("environment"), str):
+        text = (doc.env or {}).get(body["environment"])
+        if text is None:
+            doc.add(where, f"environment variable {body['environment']} is not set")
+            return None
+    elif isinstance(body.get("file"), str):
+        if doc.base_dir is None:
+            doc.add(where, "file: needs the compose file on disk (the path is relative to it)")
+            return None
+        full = (doc.base_dir / body["file"]).expanduser()
+        try:
+            text = full.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            doc.add(where, f"{full}: cannot read: {getattr(e, 'strerror', None) or e}")
+            return None
+    else:
+        doc.add(where, "expected file:, environment: or content:")
+        return None
+    if len(text.encode()) > _MAX_SECRET:
+        doc.add(where, f"the content is larger than {_MAX_SECRET // 1024} KiB")
+        return None
+    return text
 
 
 # --------------------------------------------------------------------------------------------------
@@ -466,7 +547,8 @@ def _named_volume(doc: Doc, spec: Any, where: UserPath, svc: Any, vol: Any) -> N
                     warning=True)
         return
     engine = definition.name or (vol.source if definition.external else f"{spec.name}_{vol.source}")
-    svc.volume_defs[engine] = definition
+    # assigned, not updated in place: the state store keeps only the fields that were set
+    svc.volume_defs = {**svc.volume_defs, engine: definition}
     vol.source = engine
 
 

@@ -4,9 +4,10 @@ settings, declared named volumes, extra hosts. Pydantic, no I/O; ``veo.core.mode
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 from veo.core.units import parse_duration
 
@@ -128,3 +129,48 @@ def depends_on(v: Any) -> Any:
     if isinstance(v, dict):
         return {str(k): ({} if x is None else x) for k, x in v.items()}
     return v
+
+
+_MASK = "**********"
+
+
+class SecretFile(_Strict):
+    """A secret or config as the container sees it: a read-only file at ``target`` with its
+    content, which travels with the spec to the node that runs the container (see
+    ``veo.adapters.prepare``). The content never shows: not in ``repr``, and ``model_dump``
+    masks it unless asked with ``context={"secrets": "plain"}`` (the state store does)."""
+
+    kind: Literal["secret", "config"] = "secret"
+    source: str
+    target: str
+    uid: str | None = None
+    gid: str | None = None
+    mode: int | None = Field(default=None, ge=0, le=0o7777)
+    content: str = Field(default="", repr=False)
+    digest: str = ""  # sha256 of the content: a changed secret is a changed container
+
+    @field_validator("target")
+    @classmethod
+    def _absolute(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError(f"the target must be an absolute path, got {v!r}")
+        return v
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _octal(cls, v: Any) -> Any:
+        # 0440 is YAML's octal number already; a string "0440" or "440" is read as octal
+        if isinstance(v, str):
+            try:
+                return int(v, 8)
+            except ValueError:
+                raise ValueError(f"expected an octal file mode like 0440, got {v!r}") from None
+        return v
+
+    @field_serializer("content")
+    def _masked(self, v: str, info: Any) -> str:
+        return v if (info.context or {}).get("secrets") == "plain" else _MASK
+
+    def model_post_init(self, _context: Any) -> None:
+        if self.content and not self.digest:
+            self.digest = hashlib.sha256(self.content.encode()).hexdigest()

@@ -60,8 +60,6 @@ _NOT_SUPPORTED = "not supported by veo"
 # top-level compose keys veo does not read -> why
 _COMPOSE_TOP = {
     "version": "obsolete compose file version",
-    "secrets": "veo does not deliver secrets yet",
-    "configs": "veo does not deliver configs yet",
     "include": _NOT_SUPPORTED,
     "models": _NOT_SUPPORTED,
 }
@@ -77,8 +75,6 @@ _COMPOSE_SERVICE = {
     "external_links": "use a network (external: true) shared with those containers",
     "container_name": "veo names containers itself (<cluster>_<service>_<instance>_g<gen>)",
     "extends": _NOT_SUPPORTED,
-    "secrets": "veo does not deliver secrets yet: /run/secrets/NAME will be missing",
-    "configs": "veo does not deliver configs yet: the config file will be missing",
     "mem_swappiness": _NOT_SUPPORTED,
     "cpu_quota": "use cpus: instead",
     "cpu_period": "use cpus: instead",

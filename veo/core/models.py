@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from veo.core.compose_types import (Dependency, Logging, NetworkDef, ServiceNetwork, UpdateConfig,
-                                     VolumeDef, depends_on, extra_hosts)
+from veo.core.compose_types import (Dependency, Logging, NetworkDef, SecretFile, ServiceNetwork,
+                                     UpdateConfig, VolumeDef, depends_on, extra_hosts)
 from veo.core.units import parse_duration, parse_size
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -225,10 +225,7 @@ class Volume(Strict):
     @field_validator("tmpfs_mode", mode="before")
     @classmethod
     def _mode(cls, v: Any) -> Any:
-        # compose writes the mode in octal: "1777", or 1777 which YAML reads as a decimal number
-        # (a mode is never meant in decimal, so digits 0-7 are read as the octal they spell)
-        if isinstance(v, int) and not isinstance(v, bool) and set(str(v)) <= set("01234567"):
-            return int(str(v), 8)
+        # 01777 is YAML's octal number already; a string "1777" is read as octal
         if isinstance(v, str):
             try:
                 return int(v, 8)
@@ -436,6 +433,9 @@ class Service(Strict):
     rollback_config: UpdateConfig | None = None
     networks: dict[str, ServiceNetwork] = Field(default_factory=dict)  # see veo.adapters.prepare
     depends_on: dict[str, Dependency] = Field(default_factory=dict)  # see veo.core.depends
+    # files with their content (the loader reads compose's secrets:/configs:), see prepare
+    secrets: list[SecretFile] = Field(default_factory=list)
+    configs: list[SecretFile] = Field(default_factory=list)
     # the declared named volumes this service mounts, by engine name (filled in by the loader)
     volume_defs: dict[str, VolumeDef] = Field(default_factory=dict)
 

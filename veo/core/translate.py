@@ -57,6 +57,8 @@ NOT_DOCKER_FIELDS: dict[str, str] = {
         "aliases to the create arguments"
     ),
     "depends_on": "start order: the Scheduler holds a dependent back (veo.core.depends)",
+    "secrets": "written to a node-local file by veo.adapters.prepare, which adds the mount",
+    "configs": "written to a node-local file by veo.adapters.prepare, which adds the mount",
     "volume_defs": "created on the node's engine by veo.adapters.prepare before the container",
     "update_config": "rolling updates: kept for the update planner",
     "rollback_config": "rolling updates: kept for the update planner",
