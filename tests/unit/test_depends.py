@@ -98,7 +98,7 @@ services:
         "compose.yml:2:32: services.web.depends_on.0: no service 'nope' in this file (write "
         "required: false if it may be absent)",
         "compose.yml:2:38: services.web.depends_on.1: a service cannot depend on itself",
-        "compose.yml:3:31: services.api.depends_on: services depend on each other in a circle: "
+        "compose.yml:3:19: services.api.depends_on: services depend on each other in a circle: "
         "api -> db -> api",
         "compose.yml:3:32: services.api.depends_on.db: service_healthy needs a healthcheck on db, "
         "which has none",

@@ -533,7 +533,7 @@ def resolve(doc: Doc, spec: Any) -> None:
                 doc.ignored((*path, "depends_on", dep, "restart"), f"veo does not restart {key} "
                             f"when {dep} restarts")
     for where, message in depends.check(spec.services):
-        doc.add(where, message, key=where[-1] != "depends_on")
+        doc.add(where, message, key=True)
 
 
 def _named_volume(doc: Doc, spec: Any, where: UserPath, svc: Any, vol: Any) -> None:
