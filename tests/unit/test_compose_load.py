@@ -586,3 +586,27 @@ def test_what_the_loader_fills_in_survives_the_state_store() -> None:
     assert again.volumes[0].source == "p_data"
     assert again.volume_defs == {"p_data": spec.volumes["data"]}
     assert again.networks["default"].network.name == "p_default"
+
+
+def test_a_failed_interpolation_is_the_only_problem_of_its_value() -> None:
+    assert problems('services: {web: {image: "${ID:?set ID}"}}') == [
+        "compose.yml:1:25: services.web.image: required variable ID is not set: set ID"]
+
+
+@pytest.mark.parametrize(("key", "message"), [
+    ("build: ./app", "veo runs prebuilt images: build this one (docker build -t NAME …), load it "
+                     "on the nodes, and give image: NAME"),
+    ("extends: {file: base.yml, service: web}", "veo reads one file and does not support extends: "
+                                                "copy the base service's keys into this one"),
+    ("provider: {type: model}", "provider services are not supported by veo"),
+])
+def test_a_service_without_an_image_says_why(key: str, message: str) -> None:
+    assert problems(f"services:\n  web:\n    {key}\n") == [
+        f"compose.yml:3:5: services.web.{key.split(':')[0]}: {message}"]
+
+
+def test_network_ipam_is_the_engines() -> None:
+    result = load("services: {a: {image: x}}\nnetworks:\n  default:\n    ipam: {config: []}\n")
+    assert [str(w) for w in result.warnings] == [
+        "compose.yml:4:5: warning: networks.default.ipam: ignored: the engine chooses the subnet "
+        "and addresses"]

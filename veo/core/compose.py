@@ -95,13 +95,24 @@ def _flavour(data: dict) -> str:
     return "compose"
 
 
+# what a service without an image has instead -> why veo refuses it
+_NO_IMAGE = {
+    "build": "veo runs prebuilt images: build this one (docker build -t NAME …), load it on the "
+             "nodes, and give image: NAME",
+    "extends": "veo reads one file and does not support extends: copy the base service's keys "
+               "into this one",
+    "provider": "provider services are not supported by veo",
+}
+
+
 def _service(doc: Doc, path: UserPath, body: dict, flavour: str) -> dict:
     body = dict(body)
-    if "build" in body and "image" not in body:
-        doc.add((*path, "build"), "veo runs prebuilt images: build this one (docker build -t "
-                "NAME …), load it on the nodes, and give image: NAME", key=True)
-        body["image"] = "unbuilt"  # the one problem above, not a second 'missing image'
-        del body["build"]
+    for key, why in _NO_IMAGE.items():
+        if key in body and not body.get("image"):
+            doc.add((*path, key), why, key=True)
+            body["image"] = "unbuilt"  # the one problem above, not a second 'missing image'
+            del body[key]
+            break
     env = doc.env if doc.env is not None else {}
     if "environment" in body or "env_file" in body:
         body["environment"] = _environment(doc, path, body, env)
@@ -142,12 +153,22 @@ _NET_IGNORED = ("ipv4_address", "ipv6_address", "link_local_ips", "mac_address",
                 "gw_priority", "driver_opts", "interface_name")
 
 
+_NETDEF_IGNORED = {"ipam": "the engine chooses the subnet and addresses",
+                   "enable_ipv4": "the engine's default (IPv4 on) applies"}
+
+
 def _networks(doc: Doc, data: dict, flavour: str) -> dict:
     """Each service's networks with their definitions (engine name ``<project>_<key>``, as
     compose names them); in a compose file a service with neither ``networks`` nor
     ``network_mode`` joins the project's ``default`` network, as in compose."""
     top = data.get("networks")
     top = dict(top) if isinstance(top, dict) else {}
+    for key, definition in list(top.items()):
+        if isinstance(definition, dict) and set(definition) & set(_NETDEF_IGNORED):
+            for extra in _NETDEF_IGNORED:
+                if extra in definition:
+                    doc.ignored(("networks", str(key), extra), _NETDEF_IGNORED[extra])
+            top[key] = {k: v for k, v in definition.items() if k not in _NETDEF_IGNORED}
     project = data.get("name") if isinstance(data.get("name"), str) else "veo"
     services = dict(data["services"])
     for key, body in services.items():

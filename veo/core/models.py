@@ -236,7 +236,7 @@ class Volume(Strict):
     @model_validator(mode="after")
     def _fits_type(self) -> Volume:
         if self.type in ("bind", "image") and not self.source:
-            raise ValueError(f"a {self.type} mount needs a source")
+            raise ValueError(f"{'an' if self.type == 'image' else 'a'} {self.type} mount needs a source")
         if self.type == "tmpfs" and self.source:
             raise ValueError("a tmpfs mount has no source")
         if self.subpath and self.type not in ("volume", "image"):

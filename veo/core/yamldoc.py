@@ -49,6 +49,8 @@ class Doc:
     positions: dict[UserPath, _Pos] = field(default_factory=dict)
     renamed: dict[UserPath, UserPath] = field(default_factory=dict)  # veo path -> user's path
     problems: list[SpecProblem] = field(default_factory=list)
+    # values whose interpolation failed: that error is the one to show, not a type error after it
+    uninterpolated: set[UserPath] = field(default_factory=set)
 
     def mark(self, path: UserPath, *, key: bool = False) -> Mark | None:
         """The position of ``path``; a path that is not in the file (a default) falls back to
@@ -66,6 +68,8 @@ class Doc:
         self, path: UserPath, message: str, *, key: bool = False, warning: bool = False
     ) -> None:
         path = self.user_path(path)
+        if not warning and any(path[:len(p)] == p for p in self.uninterpolated):
+            return
         line, column = self.mark(path, key=key) or (None, None)
         self.problems.append(
             SpecProblem(message, ".".join(path), self.file, line, column, warning=warning)
@@ -278,6 +282,7 @@ def _interpolate(doc: Doc, loader: yaml.Loader, node: yaml.Node, path: UserPath,
             result = interpolate(node.value, doc.env)  # type: ignore[arg-type]
         except InterpolationError as e:
             doc.problems.append(SpecProblem(str(e), ".".join(path), doc.file, *where))
+            doc.uninterpolated.add(path)
             return
         for name in dict.fromkeys(result.unset):
             message = f"variable {name} is not set; it reads as an empty string"
