@@ -1,5 +1,6 @@
 """What a compose file means, in veo's terms: the steps between the YAML and the model that only a
-compose file needs. Pure apart from reading the files a compose file names (``env_file:``).
+compose file needs. Pure apart from reading the files a compose file names (``env_file:``,
+secrets' and configs' ``file:``).
 
 * ``x-veo:`` carries veo's own top-level keys (``policy``, ``name``, ``nodes``, ``settings``) in a
   place the compose schema allows, so one file serves both tools;
@@ -9,8 +10,12 @@ compose file needs. Pure apart from reading the files a compose file names (``en
 * ``environment:``: a bare ``KEY`` takes KEY from the command's environment, or leaves it unset;
   ``env_file:`` is read relative to the file, each file overriding the one before and
   ``environment:`` overriding them all;
-* ``deploy:`` maps onto veo's fields (replicas, global mode, limits, reservations, placement
-  constraints, restart policy, update/rollback settings) or is refused with the reason.
+* ``deploy:`` maps onto veo's fields (``veo.core.compose_deploy``);
+* ``networks:`` become each service's networks with their definitions (a compose file's services
+  join its ``default`` network), ``secrets:``/``configs:`` files with their content, declared
+  volumes the engine's ``<project>_<key>``, so the node that runs a service needs nothing else;
+* after validation: relative bind mounts resolved against the file's folder, ``network_mode:
+  service:NAME`` checked against the groups, ``depends_on`` checked (``veo.core.depends``).
 
 Every value it moves is recorded in ``doc.renamed``, so an error on ``instances`` still points at
 the ``deploy.replicas`` the user wrote.
@@ -23,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from veo.core import depends
+from veo.core.compose_deploy import deploy
 from veo.core.interpolate import DotenvError, parse_dotenv
 from veo.core.models import expand_ports
 from veo.core.yamldoc import Doc, UserPath
@@ -118,7 +124,7 @@ def _service(doc: Doc, path: UserPath, body: dict, flavour: str) -> dict:
         body["environment"] = _environment(doc, path, body, env)
         body.pop("env_file", None)
     if isinstance(body.get("deploy"), dict):
-        body = _deploy(doc, path, body)
+        body = deploy(doc, path, body)
     if isinstance(body.get("ports"), list):
         body["ports"] = _port_ranges(doc, (*path, "ports"), body["ports"])
     if isinstance(body.get("depends_on"), list):  # [db, cache]: a problem with db is at its item
@@ -367,166 +373,6 @@ def _env_files(doc: Doc, path: UserPath, spec: Any, env: Any) -> dict[str, str]:
             continue
         out.update({k: v for k, v in values.items() if v is not None})
     return out
-
-
-# --------------------------------------------------------------------------------------------------
-# deploy:
-# --------------------------------------------------------------------------------------------------
-
-_DEPLOY_IGNORED = {
-    "endpoint_mode": "Swarm's load-balancing mode; veo publishes ports per container",
-    "labels": "Swarm service labels; container labels go in labels:",
-}
-
-
-def _deploy(doc: Doc, path: UserPath, body: dict) -> dict:
-    deploy = body.pop("deploy")
-    dpath = (*path, "deploy")
-    out = dict(body)
-    handlers = {"replicas": _replicas, "mode": _mode, "resources": _resources,
-                "placement": _placement, "restart_policy": _restart_policy,
-                "update_config": _keep, "rollback_config": _keep}
-    for key, value in deploy.items():
-        name = str(key)
-        if name in handlers:
-            handlers[name](doc, (*dpath, name), value, out, path)
-        elif name in _DEPLOY_IGNORED:
-            doc.ignored((*dpath, name), _DEPLOY_IGNORED[name])
-        else:
-            doc.add((*dpath, name), "unknown key; expected one of " + ", ".join(
-                sorted((*handlers, *_DEPLOY_IGNORED))), key=True)
-    return out
-
-
-def _move(doc: Doc, out: dict, spath: UserPath, field: str, value: Any, where: UserPath) -> None:
-    """Set ``out[field]`` from ``deploy`` (its error positions pointing at ``where``), unless the
-    service already sets it."""
-    if field in out:
-        doc.add(where, f"give either {field}: or {'.'.join(where[len(spath):])}, not both",
-                key=True)
-        return
-    out[field] = value
-    doc.renamed[(*spath, field)] = where
-
-
-def _replicas(doc: Doc, where: UserPath, value: Any, out: dict, spath: UserPath) -> None:
-    field = "scale" if "scale" in out else "instances"
-    if field == "scale" and out["scale"] != value:
-        doc.add(where, f"scale: {out['scale']} and deploy.replicas: {value} disagree", key=True)
-        return
-    out.pop("scale", None)
-    if out.get("instances") == "all":
-        doc.add(where, "mode: global runs one per node; drop replicas", key=True)
-        return
-    _move(doc, out, spath, "instances", value, where)
-
-
-def _mode(doc: Doc, where: UserPath, value: Any, out: dict, spath: UserPath) -> None:
-    if value == "global":
-        if "instances" in out or "scale" in out:
-            doc.add(where, "mode: global runs one per node; drop replicas/scale", key=True)
-            return
-        _move(doc, out, spath, "instances", "all", where)
-    elif value in ("replicated-job", "global-job"):
-        doc.add(where, f"{value}: veo runs jobs as services with restart: on-failure "
-                "(or restart: no); write that instead")
-    elif value != "replicated":
-        doc.add(where, f"expected replicated or global, got {value!r}")
-
-
-def _resources(doc: Doc, where: UserPath, value: Any, out: dict, spath: UserPath) -> None:
-    if not isinstance(value, dict):
-        doc.add(where, "expected a mapping with limits: and reservations:")
-        return
-    fields = {"limits": {"cpus": "cpus", "memory": "memory", "pids": "pids_limit"},
-              "reservations": {"cpus": "reserve_cpus", "memory": "reserve_memory"}}
-    for kind, body in value.items():
-        if str(kind) not in fields or not isinstance(body, dict):
-            doc.add((*where, str(kind)), "expected limits: or reservations: (a mapping)", key=True)
-            continue
-        for key, amount in body.items():
-            target = fields[str(kind)].get(str(key))
-            at = (*where, str(kind), str(key))
-            if target is None:
-                doc.add(at, f"not supported: {key} (veo reads "
-                        + ", ".join(fields[str(kind)]) + ")", key=True)
-            else:
-                _move(doc, out, spath, target, amount, at)
-
-
-def _keep(doc: Doc, where: UserPath, value: Any, out: dict, spath: UserPath) -> None:
-    _move(doc, out, spath, where[-1], value, where)
-
-
-_CONSTRAINT = re.compile(r"^\s*(node\.hostname|node\.role|node\.labels\.[^\s=!]+|node\.id|"
-                         r"node\.platform\.\w+|engine\.labels\.[^\s=!]+)\s*(==|!=)\s*(.+?)\s*$")
-
-
-def _placement(doc: Doc, where: UserPath, value: Any, out: dict, spath: UserPath) -> None:
-    if not isinstance(value, dict):
-        doc.add(where, "expected a mapping with constraints:")
-        return
-    for key, body in value.items():
-        if key in ("preferences", "max_replicas_per_node"):
-            doc.ignored((*where, str(key)), "veo spreads instances over nodes itself "
-                        "(settings.placement: spread | binpack)")
-        elif key != "constraints":
-            doc.add((*where, str(key)), "unknown key; expected constraints, preferences or "
-                    "max_replicas_per_node", key=True)
-        elif not isinstance(body, list):
-            doc.add((*where, "constraints"), "expected a list like ['node.role == db']")
-        else:
-            for i, text in enumerate(body):
-                _constraint(doc, (*where, "constraints", str(i)), str(text), out, spath)
-
-
-def _constraint(doc: Doc, where: UserPath, text: str, out: dict, spath: UserPath) -> None:
-    m = _CONSTRAINT.match(text)
-    if m is None:
-        doc.add(where, f"expected 'node.hostname == NAME' or 'node.role == ROLE', got {text!r}")
-        return
-    attr, op, value = m.groups()
-    field = {"node.hostname": "hosts", "node.role": "roles"}.get(attr)
-    if field is None:
-        doc.add(where, f"{attr}: veo nodes have a name (node.hostname) and a role (node.role), "
-                "no labels or ids; constrain on those")
-    elif op == "!=":
-        doc.add(where, f"{attr} != …: veo lists the nodes a service may use; write "
-                f"{attr} == … for each allowed one")
-    elif field in out and doc.renamed.get((*spath, field)) is None:
-        doc.add(where, f"give either {field}: or this constraint, not both")
-    else:
-        if (*spath, field) in doc.renamed and value not in out[field]:
-            # two '==' constraints on one attribute: compose ANDs them, nothing matches both
-            doc.add(where, f"{attr} cannot equal both {out[field][0]!r} and {value!r}")
-            return
-        out[field] = [value]
-        doc.renamed[(*spath, field)] = where
-
-
-_CONDITIONS = {"none": "no", "on-failure": "on-failure", "any": "always"}
-
-
-def _restart_policy(doc: Doc, where: UserPath, value: Any, out: dict, spath: UserPath) -> None:
-    if not isinstance(value, dict):
-        doc.add(where, "expected a mapping with condition:, max_attempts:, delay:, window:")
-        return
-    for key, item in value.items():
-        at = (*where, str(key))
-        if key == "condition":
-            if item not in _CONDITIONS:
-                doc.add(at, f"expected none, on-failure or any, got {item!r}")
-            else:
-                _move(doc, out, spath, "restart", _CONDITIONS[item], at)
-        elif key == "max_attempts":
-            _move(doc, out, spath, "restart_count", item, at)
-        elif key in ("delay", "window"):
-            doc.ignored(at, "veo's restart back-off and budget are cluster-wide: "
-                        "settings.backoff_initial and settings.budget_period")
-        else:
-            doc.add(at, "unknown key; expected condition, max_attempts, delay or window", key=True)
-    if "condition" not in value:
-        _move(doc, out, spath, "restart", "always", where)  # compose's default condition: any
 
 
 # --------------------------------------------------------------------------------------------------
