@@ -39,6 +39,7 @@ from veo.core.names import (LABEL_CLUSTER, LABEL_INSTANCE, LABEL_MANAGED, LABEL_
 from veo.core.reconcile import Assignment
 from veo.core.supervision import Death, Decision, Member
 from veo.core.translate import create_kwargs
+from veo.adapters.prepare import forget, prepare, release  # compose hook
 
 log = logging.getLogger("veo.agent")
 S = InstanceStatus
@@ -213,6 +214,7 @@ class NodeAgent:
             containers = await asyncio.to_thread(self._list)
             for c in containers:
                 await self._remove(c, "veo down")
+            await asyncio.to_thread(release, self.runtime, self.cluster)  # compose hook: networks
         return len(containers)
 
     async def stats(self, key: str) -> dict:
@@ -393,6 +395,8 @@ class NodeAgent:
         a = inst.a
         kwargs = create_kwargs(a.service, cluster=self.cluster, instance=a.instance,
                                generation=a.generation, node=self.node)
+        kwargs = await asyncio.to_thread(  # compose hook: networks, volumes, secret files
+            prepare, self.runtime, a.service, self.cluster, kwargs)
         inst.container_id = await asyncio.to_thread(self.runtime.create, kwargs)
 
     def _start_later(self, inst: InstanceRecord, restarted: bool, delay: float, reason: str) -> None:
@@ -431,6 +435,7 @@ class NodeAgent:
     async def _remove(self, c, reason: str, kind: EventKind = EventKind.removed) -> None:
         self.expected_stops.add(c.id)
         await asyncio.to_thread(self.runtime.remove, c.id)
+        await asyncio.to_thread(forget, c.name)  # compose hook: the container's secret files
         self._health().unwatch.remote(c.id)
         ident = identity(c)
         self.sink.emit(Event(kind=kind, node=self.node, container_id=c.id, reason=reason,

@@ -30,6 +30,7 @@ from veo.adapters.event_log import EventLog
 from veo.adapters.store import open_store
 from veo.core import rollout
 from veo.core.desired import DesiredState, summary
+from veo.core.depends import held_back
 from veo.core.errors import Conflict, NotFound, VeoError
 from veo.core.models import (AgentReport, ClusterSpec, Event, EventKind, Instance, InstanceStatus,
                              Node, NodeView, Service)
@@ -363,7 +364,8 @@ class Scheduler:
             views = {instance_key(v.service, v.instance): v for v in self._views()}
             self.state.pending_notes += rollout.advance_updates(
                 self.state, views, self.unit_members, time.time())
-        result = self.state.plan(self._states(), drain_moves=self._drain_budget())
+        result = self.state.plan(self._states(), drain_moves=self._drain_budget(),
+                                 held=self._held_back())
         self.unit_members = result.unit_members
         # until every live node has reported, "pending" reasons would only say "not reported yet"
         reported = all(rec.report for rec in self.nodes.values() if rec.alive)
@@ -383,6 +385,14 @@ class Scheduler:
             out.append(Event(kind=kind, service=None if group else target, group=group,
                              reason=reason))
         return out
+
+    def _held_back(self) -> dict[str, str]:
+        """Services whose first start waits on a dependency (depends_on, veo.core.depends)."""
+        st = self.state
+        placed = {s.service for s in st.slots.values()}
+        if not any(svc.depends_on and name not in placed for name, svc in st.services.items()):
+            return {}  # the common case: no view to build
+        return held_back(st.services, placed, self._views())
 
     def _drain_budget(self) -> int:
         """A drain moves one unit (group) at a time: the next only once nothing is starting."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Callable
 
 import ray
@@ -68,9 +69,10 @@ def start_local(spec: ClusterSpec, *, engine_per_node: bool, log: Callable[[str]
 
 
 def deploy(file: str | Path, *, address: str | None = None, engine_per_node: bool = False,
+           env_files: Sequence[str | Path] | None = None,
            log: Callable[[str], None] = print,
            check_index: int | None = None) -> tuple[Cluster, dict[str, list[str]]]:
-    loaded = load_spec(file)
+    loaded = load_spec(file, env_files=env_files)
     for w in loaded.warnings:
         log(str(w))
     if address is None:

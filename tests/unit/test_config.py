@@ -156,8 +156,8 @@ ONE_PROBLEM = [
      f"{F}:6:17: services.web.healthcheck.interval: expected a duration like 5s or 500ms, got '10x'"),
     ("healthcheck-retries", web("healthcheck: {test: curl localhost, retries: 0}"),
      f"{F}:4:50: services.web.healthcheck.retries: expected a number >= 1, got 0"),
-    ("instances", web("instances: 0"),
-     f"{F}:4:16: services.web.instances: expected a number of instances >= 1 or 'all', got 0"),
+    ("instances", web("instances: -1"),
+     f"{F}:4:16: services.web.instances: expected a number of instances >= 0 or 'all', got -1"),
     ("list-type", web("dns: 5"), f"{F}:4:10: services.web.dns: expected a list, got 5"),
     ("int", web("ulimits: {nofile: {soft: 10, hard: five}}"),
      f"{F}:4:40: services.web.ulimits.nofile.hard: expected a whole number, got 'five'"),
@@ -266,7 +266,7 @@ def test_every_problem_is_reported_sorted_by_line() -> None:
         # a rule of a service that validated, although others did not
         "cluster.yml:13:20: services.db.restart_count: needs restart: restart (this service has restart: never)",
         "cluster.yml:14:3: services.cache: missing required field 'image'",
-        "cluster.yml:15:13: services.cache.ports.0: expected a port like '8080:80/udp' or '80', got 'x:y'",
+        "cluster.yml:15:13: services.cache.ports.0: expected a port like '8080:80/udp', '80' or '3000-3005', got 'x:y'",
     ]
 
 
@@ -314,15 +314,11 @@ policy:
 COMPOSE_WARNINGS = [
     "docker-compose.yml:1:1: warning: version: ignored: obsolete compose file version",
     "docker-compose.yml:10:5: warning: services.web.build: ignored: veo runs prebuilt images",
-    "docker-compose.yml:11:5: warning: services.web.container_name: ignored: veo names containers itself",
-    "docker-compose.yml:12:5: warning: services.web.depends_on: ignored: veo starts services "
-    "independently; use group: to tie their lifecycles",
-    "docker-compose.yml:13:5: warning: services.web.mem_limit: ignored: use memory: instead",
-    "docker-compose.yml:19:9: warning: services.web.ports.1.mode: ignored: not supported by veo",
+    "docker-compose.yml:11:5: warning: services.web.container_name: ignored: veo names containers "
+    "itself (<cluster>_<service>_<instance>_g<gen>)",
+    "docker-compose.yml:19:9: warning: services.web.ports.1.mode: ignored: Swarm's ingress mode; "
+    "veo publishes on the node (host mode)",
     "docker-compose.yml:22:7: warning: services.web.healthcheck.start_interval: ignored: not supported by veo",
-    "docker-compose.yml:29:1: warning: networks: ignored: veo does not create networks; "
-    "use network_mode: per service",
-    "docker-compose.yml:31:1: warning: volumes: ignored: Docker creates named volumes on first use",
 ]
 
 
@@ -333,7 +329,7 @@ def test_plain_compose_file_loads_with_warnings() -> None:
     web, db = result.spec.services["web"], result.spec.services["db"]
     assert web.restart is RestartPolicy.restart and web.environment == {"TZ": "UTC"}  # via '<<'
     assert web.pid_mode == "host"  # compose 'pid' is veo's pid_mode
-    assert web.memory is None
+    assert web.memory == 512 * 1024 * 1024  # compose 'mem_limit'
     assert web.ports == [Port(target=22, published=22), Port(target=80, published=8080)]  # not base 60
     assert web.healthcheck is not None and web.healthcheck.test == ["CMD", "curl", "-f", "http://localhost"]
     assert db.instances == 2  # compose 'scale'
@@ -370,7 +366,7 @@ def test_renamed_compose_key_errors_point_at_the_users_key() -> None:
         scale: lots
     """
     assert problems(text) == [
-        "cluster.yml:5:12: services.web.scale: expected a number of instances >= 1 or 'all', got 'lots'"
+        "cluster.yml:5:12: services.web.scale: expected a number of instances >= 0 or 'all', got 'lots'"
     ]
 
 
@@ -508,7 +504,7 @@ def test_validate_json(spec_file) -> None:
     result = runner.invoke(app, ["validate", "--json", path])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {"name", "nodes", "services", "settings", "policy"}
+    assert set(data) == {"name", "nodes", "services", "settings", "policy", "volumes", "networks"}
     assert data["name"] == "demo"
     assert data["nodes"][1] == {
         "name": "dos", "host": "localhost", "role": "db", "cpus": 2.0, "memory": 4 * 1024**3, "disk": None
@@ -516,7 +512,8 @@ def test_validate_json(spec_file) -> None:
     web = data["services"]["web"]
     assert (web["memory"], web["disk"], web["cpus"]) == (512 * 1024**2, 1024**3, 0.5)
     assert web["stop_grace_period"] == 90.0 and web["healthcheck"]["interval"] == 10.0
-    assert web["ports"][0] == {"target": 80, "published": 8080, "protocol": "tcp", "host_ip": None, "name": None}
+    assert web["ports"][0] == {"target": 80, "published": 8080, "published_end": None,
+                               "protocol": "tcp", "host_ip": None, "name": None}
     assert web["restart"] == "restart" and web["instances"] == "all"
     assert data["settings"]["budget_period"] == 120.0 and data["settings"]["placement"] == "binpack"
 

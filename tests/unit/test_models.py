@@ -150,7 +150,8 @@ def test_ports(given: Any, expected: Port) -> None:
     assert svc(ports=[given]).ports == [expected]
 
 
-@pytest.mark.parametrize("given", ["8000-8010:80", "a:b", "1:2:3:4", ":80", "70000"])
+@pytest.mark.parametrize("given", ["a:b", "1:2:x", ":80", "70000", "80-70", "8000-8001:80-82",
+                                   "[::1:80:80"])
 def test_bad_ports(given: str) -> None:
     with pytest.raises(pydantic.ValidationError):
         svc(ports=[given])
@@ -175,7 +176,8 @@ def test_volumes(given: Any, expected: Volume) -> None:
     assert svc(volumes=[given]).volumes == [expected]
 
 
-@pytest.mark.parametrize("given", ["rel", "a:rel", "/a:/b:rx", "/a:/b:ro:x", {"type": "tmpfs", "target": "/t"}])
+@pytest.mark.parametrize("given", ["rel", "a:rel", "/a:/b:rx", "/a:/b:ro:x", {"type": "tmpfs", "target": "/t", "source": "x"}, "/a:/b:ro,q",
+                                   {"type": "bind", "source": "/a", "target": "/b", "subpath": "x"}])
 def test_bad_volumes(given: Any) -> None:
     with pytest.raises(pydantic.ValidationError):
         svc(volumes=[given])
@@ -238,8 +240,8 @@ def test_bad_healthchecks(given: Any, message: str) -> None:
         ({"memory": "-1g"}, "expected a size like 512m, got '-1g'"),
         ({"stop_grace_period": "soon"}, "expected a duration like 5s or 500ms, got 'soon'"),
         ({"cpus": "many"}, "expected a number of CPUs like 0.5, got 'many'"),
-        ({"instances": 0}, "expected a number of instances >= 1 or 'all', got 0"),
-        ({"instances": "some"}, "expected a number of instances >= 1 or 'all', got 'some'"),
+        ({"instances": -1}, "expected a number of instances >= 0 or 'all', got -1"),
+        ({"instances": "some"}, "expected a number of instances >= 0 or 'all', got 'some'"),
         ({"restart": "sometimes"}, "expected never or restart"),
         ({"environment": ["A"]}, "expected 'KEY=VALUE' items, got 'A'"),
         ({"labels": {"veo.service": "x"}}, "labels starting with 'veo.' are reserved"),

@@ -282,6 +282,22 @@ SAMPLES: dict[str, dict] = {
     "group": {"group": "g"},
     "group_role": {"group": "g", "group_role": "slave"},
     "healthcheck": {"healthcheck": "true"},
+    "reserve_memory": {"reserve_memory": "64m"},
+    "memswap_limit": {"memswap_limit": -1},
+    "cpu_shares": {"cpu_shares": 512},
+    "pids_limit": {"pids_limit": 100},
+    "shm_size": {"shm_size": "64m"},
+    "init": {"init": True},
+    "tmpfs": {"tmpfs": "/run"},
+    "read_only": {"read_only": True},
+    "stop_signal": {"stop_signal": "SIGINT"},
+    "sysctls": {"sysctls": {"net.core.somaxconn": 1024}},
+    "extra_hosts": {"extra_hosts": ["db:10.0.0.2"]},
+    "hostname": {"hostname": "h"},
+    "domainname": {"domainname": "example.org"},
+    "security_opt": {"security_opt": ["no-new-privileges"]},
+    "group_add": {"group_add": ["audio"]},
+    "logging": {"logging": {"driver": "none"}},
 }
 
 
@@ -308,6 +324,13 @@ def test_not_docker_field_does_not_reach_docker(field: str) -> None:
         "group_policy": {"group": "g", "group_policy": "one_for_one"},
         "on_unhealthy": {"healthcheck": "true", "on_unhealthy": "kill"},
         "update": {"update": {"parallel": 2, "order": "start-first"}},
+        "reserve_cpus": {"reserve_cpus": 2},
+        "expose": {"expose": ["80"]},
+        "networks": {"networks": {"back": {"aliases": ["db"]}}},
+        "volume_defs": {"volume_defs": {"p_data": {"driver": "local"}}},
+        "depends_on": {"depends_on": ["db"]},
+        "secrets": {"secrets": [{"source": "s", "target": "/run/secrets/s", "content": "x"}]},
+        "configs": {"configs": [{"kind": "config", "source": "c", "target": "/c", "content": "y"}]},
     }
     reference = {"group": "g"} if field == "group_policy" else {}
     if field == "on_unhealthy":

@@ -372,11 +372,16 @@ class DockerRuntime:
         that container's id (a retried create); any other clash is an EngineError.
         """
         kwargs = self._network_default(dict(kwargs))
+        # Docker before API 1.44 joins one network at create; the others are connected after
+        more_networks = kwargs.pop("extra_networks", None) or {}
         name, image = kwargs.get("name"), kwargs.get("image")
         api = self._docker().api
         with self._errors("create container", name):
             try:
-                return api.create_container(**api_create_args(kwargs, api.api_version))["Id"]
+                cid = api.create_container(**api_create_args(kwargs, api.api_version))["Id"]
+                for net, aliases in more_networks.items():
+                    api.connect_container_to_network(cid, net, aliases=aliases)
+                return cid
             except docker.errors.ImageNotFound:
                 raise ImageNotFound(
                     f"image {image!r} not found on engine {self.host} (veo has no registry access "
@@ -402,7 +407,7 @@ class DockerRuntime:
 
     def _network_default(self, kwargs: dict) -> dict:
         mode = kwargs.get("network_mode")
-        if mode not in (None, "bridge", "default") or self.has_bridge():
+        if kwargs.get("network") or mode not in (None, "bridge", "default") or self.has_bridge():
             return kwargs
         if kwargs.get("ports"):
             raise EngineError(
@@ -465,6 +470,54 @@ class DockerRuntime:
             except docker.errors.APIError as e:
                 if e.status_code != 409 or "already in progress" not in _explain(e):
                     raise
+
+    # ---- networks and volumes a compose project declares (veo.adapters.prepare) -----------------
+
+    def ensure_network(self, name: str, labels: dict[str, str], *, driver: str | None = None,
+                       options: dict | None = None, internal: bool = False,
+                       attachable: bool = False, ipv6: bool = False, external: bool = False) -> None:
+        """A network called ``name`` exists: created with ``labels`` when missing, or an
+        ``EngineError`` when it is ``external`` and missing (compose's rule)."""
+        with self._errors("network", name):
+            api = self._docker().api
+            if any(n.get("Name") == name for n in api.networks(names=[name])):
+                return
+            if external:
+                raise EngineError(f"engine {self.host}: network {name!r} is external (external: "
+                                  "true) and does not exist; create it first")
+            api.create_network(name, driver=driver or "bridge", options=options or None,
+                               internal=internal, attachable=attachable, enable_ipv6=ipv6,
+                               labels=labels, check_duplicate=True)
+
+    def remove_networks(self, labels: dict[str, str]) -> list[str]:
+        """Remove the networks carrying all ``labels`` that no container uses; their names."""
+        gone = []
+        with self._errors("remove networks"):
+            api = self._docker().api
+            wanted = [f"{k}={v}" for k, v in labels.items()]
+            for net in api.networks(filters={"label": wanted}):
+                try:
+                    api.remove_network(net["Id"])
+                    gone.append(net["Name"])
+                except docker.errors.APIError as e:
+                    if e.status_code not in (403, 404, 409):  # in use, or already gone
+                        raise
+        return gone
+
+    def ensure_volume(self, name: str, labels: dict[str, str], *, driver: str | None = None,
+                      options: dict | None = None, external: bool = False) -> None:
+        """A volume called ``name`` exists (created when missing; ``external`` must exist)."""
+        with self._errors("volume", name):
+            api = self._docker().api
+            try:
+                api.inspect_volume(name)
+                return
+            except docker.errors.NotFound:
+                if external:
+                    raise EngineError(f"engine {self.host}: volume {name!r} is external "
+                                      "(external: true) and does not exist; create it first") from None
+            api.create_volume(name, driver=driver or "local", driver_opts=options or None,
+                              labels=labels)
 
     def inspect(self, id: str) -> ContainerState | None:
         """None when the container does not exist (any more)."""

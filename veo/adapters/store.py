@@ -189,16 +189,7 @@ class SqliteStore(Store):
             self._db.close()
 
 
-def row_changes(prefix: str, before: dict[str, Any], after: dict[str, Any]
-                ) -> tuple[dict[str, Any], list[str]]:
-    """The (puts, deletes) for ``write`` that turn rows ``prefix + name`` holding ``before`` into
-    ``after``: only the rows that changed, so saving a value costs what changed in it."""
-    puts = {prefix + k: v for k, v in after.items() if before.get(k, _MISSING) != v}
-    deletes = [prefix + k for k in before if k not in after]
-    return puts, deletes
 
-
-_MISSING = object()
 
 
 def _no_space(directory: Path) -> bool:

@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from veo.cli.common import echo_problems, err, exit_with, out, veo_errors  # noqa: F401 (re-exported)
+from veo.cli.common import EnvFiles, echo_problems, err, exit_with, out, veo_errors  # noqa: F401
 from veo.core.errors import SpecError, SpecProblem, VeoError  # noqa: F401
 from veo.core.config import LoadResult, load_spec
 from veo.core.models import ClusterSpec, Service, group_policy_of
@@ -48,10 +48,11 @@ def validate(
     strict: Annotated[
         bool, typer.Option("--strict", help="Treat ignored docker-compose keys as errors.")
     ] = False,
+    env_file: EnvFiles = None,
 ) -> None:
     """Check a cluster.yml without touching the cluster: every problem, with its line."""
     with veo_errors():
-        result = load_spec(file, strict=strict)
+        result = load_spec(file, strict=strict, env_files=env_file)
     if as_json:
         typer.echo(json.dumps(result.spec.model_dump(mode="json"), indent=2))
     else:

@@ -15,7 +15,7 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from veo.cli.common import err, out, veo_errors
+from veo.cli.common import EnvFiles, err, out, veo_errors
 from veo.core.errors import NotConnected, VeoError
 from veo.core.models import Event, Instance, InstanceStatus, NodeView
 from veo.core.names import instance_key
@@ -97,13 +97,14 @@ def register(app: typer.Typer) -> None:
         timeout: Annotated[float, typer.Option(help="Seconds to wait for the instances.")] = 120.0,
         check_index: Annotated[Optional[int], typer.Option(
             "--check-index", help="Apply only if the cluster's spec index is still N (veo plan).")] = None,
+        env_file: EnvFiles = None,
     ) -> None:
         """Deploy FILE: start a local Ray cluster if there is none, apply, wait, show."""
         from veo.deploy import deploy
 
         with veo_errors():
             cluster, changes = deploy(file, address=address, engine_per_node=engine_per_node,
-                                      log=lambda m: err.print(f"[dim]{m}[/]"),
+                                      env_files=env_file, log=lambda m: err.print(f"[dim]{m}[/]"),
                                       check_index=check_index)
             err.print("applied: " + (", ".join(f"{k} {', '.join(v)}" for k, v in changes.items() if v)
                                      or "nothing"))

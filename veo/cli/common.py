@@ -7,7 +7,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NoReturn
+from pathlib import Path
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -47,3 +48,11 @@ def veo_errors() -> Iterator[None]:
         yield
     except VeoError as error:
         exit_with(error)
+
+
+# compose's --env-file: variables for ${VAR} in the file, instead of the .env beside it
+EnvFiles = Annotated[
+    list[Path] | None,
+    typer.Option("--env-file", help="A file of KEY=VALUE variables for ${VAR} in FILE, instead "
+                 "of the .env beside it (repeat for several; the environment still wins)."),
+]

@@ -41,7 +41,8 @@ def validate_service(body: Any, name: str | None = None, *,
     if not isinstance(key, str) or not key:
         raise SpecError([SpecProblem("missing required field 'name'", "name")])
     doc = _Doc(None, strict=True)  # type: ignore[arg-type]  # no file: no position
-    spec = _load_data(doc, {"services": {key: body}}, rules=False, policy=_ANY_POLICY)
+    spec = _load_data(doc, {"services": {key: body}}, rules=False, policy=_ANY_POLICY,
+                      defaults="veo")
     if spec is None or doc.errors():
         raise SpecError(doc.sorted_problems())
     check_additions(others or {}, {key: spec.services[key]})
@@ -55,7 +56,7 @@ def validate_node(body: Any) -> Node:
         raise SpecError([SpecProblem(f"expected a node (a mapping with name:), got {got}")])
     body = without_nulls(body)
     doc = _Doc(None, strict=True)  # type: ignore[arg-type]
-    spec = _load_data(doc, {"nodes": [body]})
+    spec = _load_data(doc, {"nodes": [body]}, defaults="veo")
     if spec is None or doc.errors():
         raise SpecError(doc.sorted_problems())
     return spec.nodes[0]

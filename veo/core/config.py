@@ -15,15 +15,17 @@ mistake reads the same in every front door.
 from __future__ import annotations
 
 import difflib
+import os
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pydantic
-import yaml
-
+from veo.core import compose
 from veo.core.errors import SpecError, SpecProblem
+from veo.core.interpolate import DotenvError, parse_dotenv
 from veo.core.models import (
     ClusterSpec,
     HealthCheck,
@@ -37,10 +39,11 @@ from veo.core.models import (
     service_rule_errors,
 )
 from veo.core.policy import Policy, violations
-from veo.core.yaml_compose import FastSafeLoader, compose_single, gc_paused
+from veo.core.yaml_compose import gc_paused
 
-UserPath = tuple[str, ...]
-Mark = tuple[int, int]  # 1-based (line, column)
+# the loaded file's tree, positions and problems; _Doc is the name bodies.py (REST) imports
+from veo.core.yamldoc import Doc as _Doc  # noqa: E402
+from veo.core.yamldoc import UserPath, read_yaml  # noqa: E402
 
 
 @dataclass
@@ -58,57 +61,56 @@ _NOT_SUPPORTED = "not supported by veo"
 # top-level compose keys veo does not read -> why
 _COMPOSE_TOP = {
     "version": "obsolete compose file version",
-    "networks": "veo does not create networks; use network_mode: per service",
-    "volumes": "Docker creates named volumes on first use",
-    "secrets": _NOT_SUPPORTED,
-    "configs": _NOT_SUPPORTED,
     "include": _NOT_SUPPORTED,
     "models": _NOT_SUPPORTED,
 }
 
-_USE_CPUS = "use cpus: instead"
-_USE_MEMORY = "use memory: instead"
-
-# per-service compose keys veo does not read -> why
+# per-service compose keys veo does not read -> why (every other compose key is a field, a
+# rename, or handled by veo.core.compose)
 _COMPOSE_SERVICE = {
     "build": "veo runs prebuilt images",
     "develop": "veo runs prebuilt images",
     "pull_policy": "veo pulls missing images itself",
-    "depends_on": "veo starts services independently; use group: to tie their lifecycles",
-    "links": "use network_mode: or ports:",
-    "external_links": "use network_mode: or ports:",
-    "networks": "use network_mode:",
-    "expose": "use ports:",
-    "deploy": "use instances:, cpus:, memory:, roles: and hosts:",
-    "container_name": "veo names containers itself",
-    "env_file": "put the variables in environment:",
+    "pull_refresh_after": "veo pulls missing images itself",
+    "links": "services on one network reach each other by service name already",
+    "external_links": "use a network (external: true) shared with those containers",
+    "container_name": "veo names containers itself (<cluster>_<service>_<instance>_g<gen>)",
     "extends": _NOT_SUPPORTED,
-    "mem_limit": _USE_MEMORY,
-    "mem_reservation": _USE_MEMORY,
-    "memswap_limit": _USE_MEMORY,
-    "mem_swappiness": _USE_MEMORY,
-    "cpu_shares": _USE_CPUS,
-    "cpu_quota": _USE_CPUS,
-    "cpu_period": _USE_CPUS,
-    "cpu_count": _USE_CPUS,
-    "cpu_percent": _USE_CPUS,
-    "cpu_rt_runtime": _USE_CPUS,
-    "cpu_rt_period": _USE_CPUS,
-    "cpuset": _USE_CPUS,
-    "storage_opt": "use disk:",
+    "mem_swappiness": _NOT_SUPPORTED,
+    "cpu_quota": "use cpus: instead",
+    "cpu_period": "use cpus: instead",
+    "cpu_count": "use cpus: instead",
+    "cpu_percent": "use cpus: instead",
+    "cpu_rt_runtime": _NOT_SUPPORTED,
+    "cpu_rt_period": _NOT_SUPPORTED,
+    "cpuset": _NOT_SUPPORTED,
+    "storage_opt": "use disk: (a placement reservation)",
+    "profiles": "veo runs every service of the file",
+    "platform": "veo runs the image the engine has",
+    "stdin_open": "veo runs services detached, with no terminal",
+    "tty": "veo runs services detached, with no terminal",
+    "attach": "veo shows logs with veo logs",
+    "pre_start": "lifecycle hooks are not supported by veo",
+    "post_start": "lifecycle hooks are not supported by veo",
+    "pre_stop": "lifecycle hooks are not supported by veo",
+    "gpus": _NOT_SUPPORTED,
+    "use_api_socket": "it exposes the Docker socket; bind-mount it under policy instead",
+    "provider": _NOT_SUPPORTED,
+    "models": _NOT_SUPPORTED,
     **dict.fromkeys(
-        """hostname domainname mac_address extra_hosts dns_search dns_opt logging stdin_open tty
-        init platform profiles secrets configs security_opt sysctls tmpfs shm_size stop_signal
-        cgroup cgroup_parent ipc uts userns_mode read_only volumes_from group_add oom_kill_disable
-        oom_score_adj pids_limit isolation runtime blkio_config device_cgroup_rules credential_spec
-        annotations attach label_file gpus post_start pre_stop use_api_socket provider""".split(),
+        """mac_address dns_search dns_opt cgroup cgroup_parent ipc uts userns_mode volumes_from
+        oom_kill_disable oom_score_adj isolation runtime blkio_config device_cgroup_rules
+        credential_spec annotations label_file""".split(),
         _NOT_SUPPORTED,
     ),
 }
 
 _COMPOSE_HEALTHCHECK = {"start_interval": _NOT_SUPPORTED}
-_COMPOSE_PORT = {"mode": _NOT_SUPPORTED, "app_protocol": _NOT_SUPPORTED}
-_COMPOSE_VOLUME = dict.fromkeys(("bind", "volume", "tmpfs", "consistency", "image"), _NOT_SUPPORTED)
+_COMPOSE_PORT = {"mode": "Swarm's ingress mode; veo publishes on the node (host mode)",
+                 "app_protocol": "a hint for other tools; no effect on Docker"}
+_COMPOSE_VOLUME = {"consistency": "macOS only; no effect on Linux"}
+_SERVICE_RENAMES = {"pid": "pid_mode", "scale": "instances", "mem_limit": "memory",
+                    "mem_reservation": "reserve_memory"}
 
 
 @dataclass(frozen=True)
@@ -127,10 +129,11 @@ def _fields(model: type[pydantic.BaseModel], *extra: str) -> frozenset[str]:
 
 
 _TOP = _Shape(_fields(ClusterSpec), _COMPOSE_TOP, {})
-_SERVICE = _Shape(_fields(Service), _COMPOSE_SERVICE, {"pid": "pid_mode", "scale": "instances"})
+_SERVICE = _Shape(_fields(Service), _COMPOSE_SERVICE, _SERVICE_RENAMES)
 _HEALTH = _Shape(_fields(HealthCheck, "cmd", "disable"), _COMPOSE_HEALTHCHECK, {})
-_PORT = _Shape(_fields(Port), _COMPOSE_PORT, {})
-_VOLUME = _Shape(_fields(Volume), _COMPOSE_VOLUME, {})
+# published_end is how a range 'published: 8000-8010' is kept, not a key to write
+_PORT = _Shape(_fields(Port) - {"published_end"}, _COMPOSE_PORT, {})
+_VOLUME = _Shape(_fields(Volume, "bind", "volume", "tmpfs", "image"), _COMPOSE_VOLUME, {})
 _ULIMIT = _Shape(_fields(Ulimit), {}, {})
 _NODE = _Shape(_fields(Node, "node"), {}, {})
 _SETTINGS = _Shape(_fields(Settings), {}, {})
@@ -142,208 +145,6 @@ _FIELD_NAMES = frozenset().union(
 )
 # the field a model reports an error on -> the spelling the user may have written instead
 _ALIASES = {"name": "node", "test": "cmd", "restart_count": "restart"}
-
-
-# --------------------------------------------------------------------------------------------------
-# Problems, with positions
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Pos:
-    key: Mark | None  # where the key is (None for list items and the root)
-    value: Mark
-
-
-@dataclass
-class _Doc:
-    """One file being loaded: where each path is, and the problems found so far."""
-
-    file: str
-    strict: bool = False
-    positions: dict[UserPath, _Pos] = field(default_factory=dict)
-    renamed: dict[UserPath, UserPath] = field(default_factory=dict)  # veo path -> user's path
-    problems: list[SpecProblem] = field(default_factory=list)
-    quoted: bool = False  # the whole document is one quoted string
-
-    def mark(self, path: UserPath, *, key: bool = False) -> Mark | None:
-        """The position of ``path``; a path that is not in the file (a default) falls back to
-        where its nearest parent's key is."""
-        pos = self.positions.get(path)
-        if pos is not None:
-            return (pos.key or pos.value) if key else pos.value
-        for i in range(len(path) - 1, -1, -1):
-            pos = self.positions.get(path[:i])
-            if pos is not None:
-                return pos.key or pos.value
-        return None
-
-    def add(
-        self, path: UserPath, message: str, *, key: bool = False, warning: bool = False
-    ) -> None:
-        path = self.renamed.get(path, path)
-        line, column = self.mark(path, key=key) or (None, None)
-        self.problems.append(
-            SpecProblem(message, ".".join(path), self.file, line, column, warning=warning)
-        )
-
-    def ignored(self, path: UserPath, reason: str) -> None:
-        if self.strict:
-            self.add(path, f"not supported: {reason}", key=True)
-        else:
-            self.add(path, f"ignored: {reason}", key=True, warning=True)
-
-    def errors(self) -> list[SpecProblem]:
-        return [p for p in self.problems if not p.warning]
-
-    def sorted_problems(self) -> list[SpecProblem]:
-        return sorted(self.problems, key=lambda p: (p.line or 0, p.column or 0))
-
-
-# --------------------------------------------------------------------------------------------------
-# YAML: syntax, duplicate keys, positions
-# --------------------------------------------------------------------------------------------------
-
-_INT_TAG = "tag:yaml.org,2002:int"
-_FLOAT_TAG = "tag:yaml.org,2002:float"
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-
-
-class _PyLoader(yaml.SafeLoader):
-    """SafeLoader without YAML 1.1's base-60 numbers: ``- 22:22`` is the port string compose
-    (YAML 1.2) reads, not the integer 1342."""
-
-
-class _Loader(FastSafeLoader):
-    """The same on libyaml's C parser (when PyYAML has it): the events of a 5 MB file in 0.3 s."""
-
-
-def _yaml12_numbers(cls: type) -> None:
-    cls.yaml_implicit_resolvers = {
-        first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT_TAG, _FLOAT_TAG)]
-        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-    }
-    cls.add_implicit_resolver(
-        _INT_TAG,
-        re.compile(
-            r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"
-        ),
-        list("-+0123456789"),
-    )
-    cls.add_implicit_resolver(
-        _FLOAT_TAG,
-        re.compile(
-            r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
-            r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-        ),
-        list("-+0123456789."),
-    )
-
-
-_yaml12_numbers(_PyLoader)
-_yaml12_numbers(_Loader)
-# syntax errors: PyYAML's own parser words them better than libyaml ("while parsing ... at line")
-_SYNTAX_ERRORS = (yaml.scanner.ScannerError, yaml.parser.ParserError, yaml.reader.ReaderError)
-
-
-def _mark(m: yaml.Mark) -> Mark:
-    return (m.line + 1, m.column + 1)
-
-
-def _read_yaml(doc: _Doc, text: str) -> Any:
-    """The document's data, or None with a problem recorded."""
-    try:
-        return _compose_and_construct(doc, _Loader, text)
-    except yaml.YAMLError as e:
-        error = e
-    if FastSafeLoader is not yaml.SafeLoader and isinstance(error, _SYNTAX_ERRORS):
-        try:
-            _compose_and_construct(_Doc(doc.file, doc.strict), _PyLoader, text)
-        except yaml.YAMLError as e:
-            error = e
-    if isinstance(error, yaml.MarkedYAMLError):
-        doc.problems.append(_yaml_problem(doc.file, error))
-    else:
-        doc.problems.append(SpecProblem(f"invalid YAML: {error}", "", doc.file, 1, 1))
-    return None
-
-
-def _compose_and_construct(doc: _Doc, loader_class: type, text: str) -> Any:
-    loader = loader_class(text)
-    try:
-        # bounded (depth, alias expansion) before any Python object is built: see yaml_compose
-        node = compose_single(loader)
-        if node is None:
-            message = "the file is empty; expected a mapping with services:"
-            doc.problems.append(SpecProblem(message, "", doc.file, 1, 1))
-            return None
-        doc.positions[()] = _Pos(None, _mark(node.start_mark))
-        doc.quoted = isinstance(node, yaml.ScalarNode) and node.style in ("'", '"')
-        _check_duplicates(doc, node, (), set())
-        data = loader.construct_document(node)  # also flattens '<<' merges in the tree
-        _record_positions(doc, loader, node, ())
-        return data
-    finally:
-        loader.dispose()
-
-
-def _yaml_problem(file: str, e: yaml.MarkedYAMLError) -> SpecProblem:
-    mark = e.problem_mark or e.context_mark
-    where = _mark(mark) if mark else (None, None)
-    what = e.problem or e.context or "cannot parse"
-    if e.problem and e.context and e.problem.startswith("but "):
-        what = f"{e.context}, {e.problem}"  # "expected a single document..., but found another"
-    elif e.problem and e.context and e.context_mark:
-        # "while parsing a block mapping at line 3" is what points at a bad indent
-        what += f" ({e.context} at line {e.context_mark.line + 1})"
-    return SpecProblem(f"invalid YAML: {what}", "", file, *where)
-
-
-def _scalar_key(node: yaml.Node) -> str | None:
-    return node.value if isinstance(node, yaml.ScalarNode) else None
-
-
-def _check_duplicates(doc: _Doc, node: yaml.Node, path: UserPath, seen_nodes: set[int]) -> None:
-    # PyYAML keeps the last of two equal keys without a word; compose (YAML 1.2) refuses them
-    if id(node) in seen_nodes:
-        return  # an alias: checked where its anchor is (and no exponential walk of alias bombs)
-    seen_nodes.add(id(node))
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, Mark] = {}
-        for k, v in node.value:
-            key = _scalar_key(k)
-            if k.tag == _MERGE_TAG or key is None:
-                continue
-            if key in seen:
-                problem = SpecProblem(
-                    f"duplicate key {key!r} (first at line {seen[key][0]})",
-                    ".".join((*path, key)),
-                    doc.file,
-                    *_mark(k.start_mark),
-                )
-                doc.problems.append(problem)
-            else:
-                seen[key] = _mark(k.start_mark)
-            _check_duplicates(doc, v, (*path, key), seen_nodes)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _check_duplicates(doc, item, (*path, str(i)), seen_nodes)
-
-
-def _record_positions(doc: _Doc, loader: yaml.Loader, node: yaml.Node, path: UserPath) -> None:
-    # the walk expands aliases: compose_single bounded what that costs
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:  # merged keys first, own keys after: the last one wins, as in data
-            if not isinstance(k, yaml.ScalarNode):
-                continue
-            sub = (*path, str(loader.construct_object(k)))
-            doc.positions[sub] = _Pos(_mark(k.start_mark), _mark(v.start_mark))
-            _record_positions(doc, loader, v, sub)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            sub = (*path, str(i))
-            doc.positions[sub] = _Pos(None, _mark(item.start_mark))
-            _record_positions(doc, loader, item, sub)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -574,15 +375,16 @@ def _add_service_rules(doc: _Doc, clean: dict, bad: set[str]) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def _load_data(doc: _Doc, data: Any, *, rules: bool = True,
-               policy: Policy | None = None) -> ClusterSpec | None:
+def _load_data(doc: _Doc, data: Any, *, rules: bool = True, policy: Policy | None = None,
+               defaults: str | None = None) -> ClusterSpec | None:
     """Validate parsed data into a spec, recording problems in ``doc``. ``rules``: check the
-    cross-service rules too; ``policy``: check the services against it (None: the spec's own)."""
+    cross-service rules too; ``policy``: check the services against it (None: the spec's own);
+    ``defaults``: 'veo' or 'compose' (None: decided from the file, see ``veo.core.compose``)."""
     if not isinstance(data, dict):
         got = _top_level(data, doc.quoted)
         doc.add((), f"expected a mapping with services: at the top level, got {got}")
         return None
-    clean = _clean(doc, data)
+    clean = _clean(doc, compose.normalise(doc, data, defaults=defaults))
     try:
         spec = ClusterSpec.model_validate(clean, context={"defer_rules": True})
     except pydantic.ValidationError as exc:
@@ -593,6 +395,7 @@ def _load_data(doc: _Doc, data: Any, *, rules: bool = True,
         for key, svc in spec.services.items() for name, message in service_rule_errors(svc)]
     for path, message in checks:
         doc.add(tuple(str(p) for p in path), message)
+    compose.resolve(doc, spec)
     for key, svc in spec.services.items():
         for path, message in violations(svc, spec.policy if policy is None else policy):
             doc.add(("services", str(key), *path), message)
@@ -609,14 +412,18 @@ def _top_level(data: Any, quoted: bool) -> str:
 
 
 def parse_spec(text: str, filename: str = "<string>", *, strict: bool = False,
-               policy: Policy | None = None) -> LoadResult:
+               policy: Policy | None = None, env: Mapping[str, str] | None = None,
+               base_dir: Path | None = None) -> LoadResult:
     """Parse cluster.yml text. Raises ``SpecError`` carrying every problem found (warnings too,
     flagged); with ``strict``, compose keys veo ignores are errors instead of warnings. The
     services are checked against ``policy`` when given (services added to a running cluster obey
-    its policy), else against the file's own ``policy:``."""
-    doc = _Doc(filename, strict)
+    its policy), else against the file's own ``policy:``.
+
+    ``env``: the variables ``${VAR}`` reads (None: none, every variable is unset); ``base_dir``:
+    the folder relative paths (bind mounts, ``env_file:``) start from (None: they are refused)."""
+    doc = _Doc(filename, strict, env if env is not None else {}, base_dir)
     with gc_paused():
-        data = _read_yaml(doc, text)
+        data = read_yaml(doc, text)
         # a document that is null ('~', 'null') parsed fine: say what it should have been
         spec = None if data is None and doc.errors() else _load_data(doc, data, policy=policy)
     if spec is None or doc.errors():
@@ -624,17 +431,39 @@ def parse_spec(text: str, filename: str = "<string>", *, strict: bool = False,
     return LoadResult(spec, doc.sorted_problems())
 
 
-def load_spec(path: str | Path, *, strict: bool = False) -> LoadResult:
-    """Load cluster.yml from a file; see ``parse_spec``."""
+def load_spec(path: str | Path, *, strict: bool = False,
+              env_files: Sequence[str | Path] | None = None,
+              environ: Mapping[str, str] | None = None) -> LoadResult:
+    """Load cluster.yml (or a compose file) from a file; see ``parse_spec``.
+
+    Variables come from ``environ`` (default: this process's environment) and from the ``.env``
+    file beside ``path`` — or from ``env_files`` instead, in order, each overriding the one
+    before. As in compose, the environment wins over any file."""
+    path = Path(path)
+    text = _read_text(path, "a cluster.yml file")
+    env = dict(os.environ if environ is None else environ)
+    files = [Path(f) for f in env_files] if env_files else [path.parent / ".env"]
+    merged: dict[str, str] = {}
+    for file in files:
+        if not env_files and not file.is_file():
+            continue  # the default .env is optional
+        try:
+            values = parse_dotenv(_read_text(file, "an env file"), lambda n: env.get(n, merged.get(n)))
+        except DotenvError as e:
+            raise SpecError([SpecProblem(str(e), "", str(file), e.line, 1)]) from None
+        merged.update({k: v for k, v in values.items() if v is not None})
+    return parse_spec(text, str(path), strict=strict, env={**merged, **env},
+                      base_dir=path.parent.resolve())
+
+
+def _read_text(path: Path, what: str) -> str:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError([SpecProblem(f"{path}: no such file")]) from None
     except IsADirectoryError:
-        message = f"{path}: is a directory, expected a cluster.yml file"
-        raise SpecError([SpecProblem(message)]) from None
+        raise SpecError([SpecProblem(f"{path}: is a directory, expected {what}")]) from None
     except UnicodeDecodeError:
         raise SpecError([SpecProblem(f"{path}: not UTF-8 text")]) from None
     except OSError as e:
         raise SpecError([SpecProblem(f"{path}: cannot read: {e.strerror or e}")]) from None
-    return parse_spec(text, str(path), strict=strict)

@@ -28,6 +28,7 @@ from veo.core.names import instance_key, service_of, split_key
 from veo.core.placement import NodeState
 from veo.core.policy import enforce
 from veo.core import rollout
+from veo.core.depends import show_held
 from veo.core.reconcile import Result, Slot, reconcile
 from veo.core.update import RollingUpdate
 
@@ -47,8 +48,9 @@ class Store(Protocol):
 
 
 def dump_service(svc: Service) -> dict:
-    """Only the fields the user set: defaults re-read as 'set' would trip the cross-field rules."""
-    return svc.model_dump(mode="json", exclude_unset=True)
+    """Only the fields the user set: defaults re-read as 'set' would trip the cross-field rules.
+    Secret contents are kept (the state is the Scheduler's own; every other dump masks them)."""
+    return svc.model_dump(mode="json", exclude_unset=True, context={"secrets": "plain"})
 
 
 def load_service(data: dict) -> Service:
@@ -335,12 +337,18 @@ class DesiredState:
 
     # ---- decisions -----------------------------------------------------------------------------
 
-    def plan(self, nodes: list[NodeState], drain_moves: int | None) -> Result:
+    def plan(self, nodes: list[NodeState], drain_moves: int | None,
+             held: Mapping[str, str] | None = None) -> Result:
         """The next slots (placement of what is not placed), adopted into the state; outcomes of
-        instances that did not move are carried over."""
-        result = reconcile(self.services, nodes, self.slots, strategy=self.settings.placement.value,
+        instances that did not move are carried over. ``held``: services whose first start waits
+        on a dependency (``veo.core.depends``): left unplaced, shown pending with the reason."""
+        held = held or {}
+        services = {k: v for k, v in self.services.items() if k not in held}
+        result = reconcile(services, nodes, self.slots, strategy=self.settings.placement.value,
                            draining=self.draining, drain_moves=drain_moves,
                            hold=rollout.held_units(self), retiring=self.retiring)
+        if held:
+            show_held(result, self.services, held, nodes)
         new_slots = {k: _carry_outcome(self.slots.get(k), s) for k, s in result.slots.items()}
         if new_slots != self.slots:
             for key in set(new_slots) | set(self.slots):

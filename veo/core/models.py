@@ -17,7 +17,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from veo.core.compose_types import (Dependency, Logging, NetworkDef, SecretFile, ServiceNetwork,
+                                     VolumeDef, depends_on, extra_hosts)
 from veo.core.units import parse_duration, parse_size
+# the value types live in veo.core.values; re-exported so `from veo.core.models import Port` works
+from veo.core.values import HealthCheck, Port, Strict, Ulimit, Volume, expand_ports  # noqa: F401
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 # the JSON schema says what the validators accept (their messages stay veo's own)
@@ -37,170 +41,8 @@ class Policy(BaseModel):
     allow_devices: bool = False
     allow_host_mounts: bool = False  # bind mounts of host paths (not the Docker socket)
     allow_docker_socket: bool = False  # bind mounts that expose the engine's socket
-
-
-class Strict(BaseModel):
-    """Base for user-written models: unknown keys are errors (the loader adds 'did you mean')."""
-
-    # YAML reads `user: 1000` or `test: [CMD, nc, -z, localhost, 80]` as numbers; compose takes them
-    model_config = ConfigDict(
-        extra="forbid", populate_by_name=True, validate_assignment=False, coerce_numbers_to_str=True
-    )
-
-
-# --------------------------------------------------------------------------------------------------
-# Small value types
-# --------------------------------------------------------------------------------------------------
-
-
-class Port(Strict):
-    """A published port. Short forms: ``"80"``, ``"8080:80"``, ``"127.0.0.1:8080:80/udp"``."""
-
-    target: int = Field(ge=1, le=65535)
-    published: int | None = Field(default=None, ge=1, le=65535)
-    protocol: Literal["tcp", "udp", "sctp"] = "tcp"
-    host_ip: str | None = None
-    name: str | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _short_form(cls, v: Any) -> Any:
-        if isinstance(v, int) and not isinstance(v, bool):
-            return {"target": v}
-        if not isinstance(v, str):
-            return v
-        text, proto = v, "tcp"
-        if "/" in text:
-            text, proto = text.rsplit("/", 1)
-        parts = text.split(":")
-        if len(parts) > 3 or not all(parts[-2:]) or "-" in text:
-            raise ValueError(f"expected a port like '8080:80/udp' or '80', got {v!r}")
-        try:
-            out: dict[str, Any] = {"target": int(parts[-1]), "protocol": proto}
-            if len(parts) >= 2:
-                out["published"] = int(parts[-2])
-        except ValueError:
-            raise ValueError(f"expected a port like '8080:80/udp' or '80', got {v!r}") from None
-        if len(parts) == 3:
-            out["host_ip"] = parts[0]
-        return out
-
-
-class Volume(Strict):
-    """A mount. Short form, compose order: ``src:dst[:ro|rw]``.
-
-    ``src`` starting with ``/``, ``.`` or ``~`` is a bind mount; a bare name is a named volume;
-    a lone ``dst`` is an anonymous volume.
-    """
-
-    type: Literal["bind", "volume"] = "volume"
-    source: str | None = None
-    target: str
-    read_only: bool = False
-
-    @model_validator(mode="before")
-    @classmethod
-    def _short_form(cls, v: Any) -> Any:
-        if not isinstance(v, str):
-            if isinstance(v, dict) and "type" not in v and isinstance(v.get("source"), str):
-                return {**v, "type": "bind" if _is_path(v["source"]) else "volume"}
-            return v
-        parts = v.split(":")
-        mode = None
-        if len(parts) == 3 or (len(parts) == 2 and parts[1] in ("ro", "rw")):
-            mode = parts.pop()
-        if mode not in (None, "ro", "rw") or not all(parts) or len(parts) > 2:
-            raise ValueError(f"expected a volume like '/src:/dst:ro' or 'name:/dst', got {v!r}")
-        read_only = mode == "ro"
-        if len(parts) == 1:
-            return {"type": "volume", "target": parts[0], "read_only": read_only}
-        src, dst = parts
-        return {
-            "type": "bind" if _is_path(src) else "volume",
-            "source": src,
-            "target": dst,
-            "read_only": read_only,
-        }
-
-    @field_validator("target")
-    @classmethod
-    def _absolute(cls, v: str) -> str:
-        if not v.startswith("/"):
-            raise ValueError(f"the mount target must be an absolute path, got {v!r}")
-        return v
-
-
-def _is_path(src: str) -> bool:
-    return src.startswith(("/", ".", "~"))
-
-
-class Ulimit(Strict):
-    soft: int = Field(ge=-1)
-    hard: int = Field(ge=-1)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _number(cls, v: Any) -> Any:
-        if isinstance(v, int) and not isinstance(v, bool):
-            return {"soft": v, "hard": v}
-        return v
-
-    @model_validator(mode="after")
-    def _order(self) -> Ulimit:
-        if self.hard != -1 and (self.soft == -1 or self.soft > self.hard):
-            raise ValueError(f"soft limit {self.soft} is above hard limit {self.hard}")
-        return self
-
-
-class HealthCheck(Strict):
-    """Docker's HEALTHCHECK, normalised: ``test`` is Docker's list form (CMD / CMD-SHELL / NONE)."""
-
-    test: list[str] = Field(alias="test")
-    interval: float = 5.0  # VEO's default poll period; Docker's own default is 30 s
-    timeout: float = 3.0
-    retries: int = Field(default=3, ge=1)
-    start_period: float = 0.0
-    shell: bool = False
-
-    @model_validator(mode="before")
-    @classmethod
-    def _normalise(cls, v: Any) -> Any:
-        if isinstance(v, (str, list)):
-            v = {"test": v}
-        if not isinstance(v, dict):
-            return v
-        v = dict(v)
-        if "cmd" in v:
-            if "test" in v:
-                raise ValueError("give either 'test' or 'cmd', not both")
-            v["test"] = v.pop("cmd")
-        test, shell = v.get("test"), bool(v.get("shell", False))
-        if isinstance(test, str):
-            v["test"], v["shell"] = ["CMD-SHELL", test], True
-        elif isinstance(test, list) and test and test[0] not in ("CMD", "CMD-SHELL", "NONE"):
-            words = [str(w) for w in test]
-            v["test"] = ["CMD-SHELL", shlex.join(words)] if shell else ["CMD", *words]
-        return v
-
-    @field_validator("interval", "timeout", "start_period", mode="before")
-    @classmethod
-    def _duration(cls, v: Any) -> Any:
-        # a field validator (not the model one above) so that an error points at the field
-        return parse_duration(v)
-
-    @field_validator("test")
-    @classmethod
-    def _not_empty(cls, v: list[str]) -> list[str]:
-        if not v or (v[0] in ("CMD", "CMD-SHELL") and len(v) < 2):
-            raise ValueError("the health check needs a command")
-        return v
-
-    @field_validator("interval", "timeout")
-    @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError(f"must be above 0, got {v}")
-        return v
+    # security_opt beyond no-new-privileges (seccomp/apparmor/label=disable lift confinement)
+    allow_security_opt: bool = False
 
 
 class RestartPolicy(str, enum.Enum):
@@ -311,6 +153,32 @@ class Service(Strict):
     group_policy: GroupPolicy | None = None
     healthcheck: HealthCheck | None = None
     on_unhealthy: OnUnhealthy = OnUnhealthy.restart
+    # ---- compose keys Docker does directly (see veo.core.translate) ----
+    reserve_cpus: float | None = Field(default=None, ge=0)  # placement reservation, no limit
+    reserve_memory: int | None = Field(default=None, ge=0)  # also Docker's soft limit
+    memswap_limit: int | None = Field(default=None, ge=-1)  # -1: unlimited swap
+    cpu_shares: int | None = Field(default=None, ge=0)
+    pids_limit: int | None = Field(default=None, ge=-1)
+    shm_size: int | None = Field(default=None, ge=0)
+    init: bool | None = None
+    tmpfs: list[str] = Field(default_factory=list)
+    read_only: bool = False
+    stop_signal: str | None = None
+    sysctls: dict[str, str] = Field(default_factory=dict)
+    extra_hosts: list[str] = Field(default_factory=list)
+    hostname: str | None = None
+    domainname: str | None = None
+    security_opt: list[str] = Field(default_factory=list)
+    group_add: list[str] = Field(default_factory=list)
+    expose: list[str] = Field(default_factory=list)
+    logging: Logging | None = None
+    networks: dict[str, ServiceNetwork] = Field(default_factory=dict)  # see veo.adapters.prepare
+    depends_on: dict[str, Dependency] = Field(default_factory=dict)  # see veo.core.depends
+    # files with their content (the loader reads compose's secrets:/configs:), see prepare
+    secrets: list[SecretFile] = Field(default_factory=list)
+    configs: list[SecretFile] = Field(default_factory=list)
+    # the declared named volumes this service mounts, by engine name (filled in by the loader)
+    volume_defs: dict[str, VolumeDef] = Field(default_factory=dict)
     update: UpdatePolicy | None = None  # rolling-update rules; None: the defaults
 
     # ---- spellings -------------------------------------------------------------------------------
@@ -344,6 +212,49 @@ class Service(Strict):
         if isinstance(v, list):
             return [str(x) if isinstance(x, (int, float)) else x for x in v]
         return v
+
+    @field_validator("ports", mode="before")
+    @classmethod
+    def _port_ranges(cls, v: Any) -> Any:
+        return expand_ports(v)
+
+    @field_validator("tmpfs", "security_opt", "group_add", "expose", mode="before")
+    @classmethod
+    def _words(cls, v: Any) -> Any:
+        if isinstance(v, (str, int)):
+            v = [v]
+        return [] if v is None else [str(x) for x in v] if isinstance(v, list) else v
+
+    @field_validator("networks", mode="before")
+    @classmethod
+    def _networks(cls, v: Any) -> Any:
+        if v is None:
+            return {}
+        if isinstance(v, list):
+            return {str(name): {} for name in v}
+        return {str(k): ({} if x is None else x) for k, x in v.items()} if isinstance(v, dict) else v
+
+    @field_validator("depends_on", mode="before")
+    @classmethod
+    def _depends_on(cls, v: Any) -> Any:
+        return depends_on(v)
+
+    @field_validator("sysctls", mode="before")
+    @classmethod
+    def _sysctls(cls, v: Any) -> Any:
+        return cls._key_values(v)
+
+    @field_validator("extra_hosts", mode="before")
+    @classmethod
+    def _extra_hosts(cls, v: Any) -> Any:
+        return extra_hosts(v)
+
+    @field_validator("memswap_limit", "pids_limit", mode="before")
+    @classmethod
+    def _limit(cls, v: Any) -> Any:
+        if v in (-1, "-1"):
+            return -1
+        return None if v is None else (parse_size(v) if not isinstance(v, int) else v)
 
     @field_validator("environment", "labels", mode="before")
     @classmethod
@@ -382,7 +293,7 @@ class Service(Strict):
     def _ulimits(cls, v: Any) -> Any:
         return {} if v is None else v
 
-    @field_validator("memory", "disk", mode="before")
+    @field_validator("memory", "disk", "reserve_memory", "shm_size", mode="before")
     @classmethod
     def _size(cls, v: Any) -> Any:
         return None if v is None else parse_size(v)
@@ -392,7 +303,7 @@ class Service(Strict):
     def _duration(cls, v: Any) -> Any:
         return parse_duration(v)
 
-    @field_validator("cpus", mode="before")
+    @field_validator("cpus", "reserve_cpus", mode="before")
     @classmethod
     def _cpus(cls, v: Any) -> Any:
         if isinstance(v, str):
@@ -405,9 +316,12 @@ class Service(Strict):
     @field_validator("instances", mode="before")
     @classmethod
     def _instances(cls, v: Any) -> Any:
-        if v == "all" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+        # 0 is compose's 'scale: 0': declared, not run
+        if v == "all" or (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
             return v
-        raise ValueError(f"expected a number of instances >= 1 or 'all', got {v!r}")
+        if isinstance(v, str) and v.isdigit():
+            return int(v)
+        raise ValueError(f"expected a number of instances >= 0 or 'all', got {v!r}")
 
     @model_validator(mode="before")
     @classmethod
@@ -450,13 +364,24 @@ class Service(Strict):
 
     # ---- derived ---------------------------------------------------------------------------------
 
+    @property
+    def placement_cpus(self) -> float:
+        """CPUs placement reserves on the node: the limit, or a larger reservation."""
+        return max(self.cpus or 0.0, self.reserve_cpus or 0.0)
+
+    @property
+    def placement_memory(self) -> int:
+        return max(self.memory or 0, self.reserve_memory or 0)
+
     def spec_hash(self) -> str:
         """A short stable hash of everything that shapes the container (not placement-only fields)."""
         import hashlib
         import json
 
-        # placement and update rules do not shape the container: changing them replaces nothing
-        data = self.model_dump(mode="json", exclude={"instances", "roles", "hosts", "update"})
+        # placement, dependency and update rules do not shape the container: changing them
+        # replaces nothing
+        data = self.model_dump(mode="json", exclude={"instances", "roles", "hosts", "reserve_cpus",
+                                                      "update", "depends_on"})
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -561,6 +486,14 @@ class ClusterSpec(Strict):
     # what host-level powers services may use; checked by the loader and the Scheduler, not here,
     # so that a spec built in code still validates (see veo.core.policy)
     policy: Policy = Field(default_factory=Policy)
+    volumes: dict[str, VolumeDef] = Field(default_factory=dict)  # compose's declared volumes
+    networks: dict[str, NetworkDef] = Field(default_factory=dict)  # compose's project networks
+
+    @field_validator("volumes", "networks", mode="before")
+    @classmethod
+    def _volume_defs(cls, v: Any) -> Any:
+        # 'data:' with nothing under it declares a volume with every default
+        return {k: ({} if d is None else d) for k, d in v.items()} if isinstance(v, dict) else v
 
     @field_validator("name")
     @classmethod

@@ -50,6 +50,7 @@ LABEL_NODE = "veo.node"
 LABEL_SPEC_HASH = "veo.spec-hash"
 LABEL_GENERATION = "veo.generation"
 LABEL_IMAGE_BUILD = "veo.image-build"  # on images veo built itself
+LABEL_NETWORK = "veo.network"  # on networks veo made: the compose file's key for it
 
 # The labels that say which veo container this is: a name clash with a container carrying the same
 # values is a retry of our own create, anything else is a real conflict.

@@ -115,11 +115,11 @@ def _expand(prefix: str, spread: str, members: list[Service], nodes: Sequence[No
         roles = frozenset(m.roles) if m.roles else None
         hosts = frozenset(m.hosts) if m.hosts else None
         conflict = None
-        cpus, memory, disk = m.cpus or 0.0, m.memory or 0, m.disk or 0
+        cpus, memory, disk = m.placement_cpus, m.placement_memory, m.disk or 0
     else:
         roles, hosts, conflict = _constraints(members)
-        cpus = sum(m.cpus or 0.0 for m in members)
-        memory = sum(m.memory or 0 for m in members)
+        cpus = sum(m.placement_cpus for m in members)
+        memory = sum(m.placement_memory for m in members)
         disk = sum(m.disk or 0 for m in members)
     names = tuple(m.name for m in members)
     count = members[0].instances

@@ -24,6 +24,9 @@ _SOCKET_NAMES = ("docker.sock", "containerd.sock")
 _SOCKET_PARENTS = frozenset({"/", "/var", "/var/run", "/run", "/run/containerd", "/var/run/docker",
                              "/run/docker", "/var/run/containerd"})
 
+# options that only tighten confinement
+_HARMLESS_OPTS = frozenset({"no-new-privileges", "no-new-privileges:true"})
+
 Violation = tuple[tuple[str, ...], str]  # (field path inside the service, message)
 
 
@@ -53,6 +56,10 @@ def violations(service: Service, policy: Policy) -> list[Violation]:
     if service.devices and not policy.allow_devices:
         devs = ", ".join(service.devices)
         out.append((("devices",), _refused("allow_devices", f"host devices ({devs})")))
+    lifted = [o for o in service.security_opt if o.replace("=", ":") not in _HARMLESS_OPTS]
+    if lifted and not policy.allow_security_opt:
+        out.append((("security_opt",), _refused("allow_security_opt",
+                                                 f"security options ({', '.join(lifted)})")))
     for i, vol in enumerate(service.volumes):
         if vol.type != "bind" or vol.source is None:
             continue

@@ -206,8 +206,8 @@ def allocation(slots: Mapping[str, Slot], services: Mapping[str, Service]) -> di
         if svc is None or s.outcome is not None:
             continue
         a = out[s.node]
-        a[0] += svc.cpus or 0.0
-        a[1] += svc.memory or 0
+        a[0] += svc.placement_cpus  # compose hook: limit or reservation, whichever is larger
+        a[1] += svc.placement_memory
         a[2] += svc.disk or 0
     return {k: tuple(v) for k, v in out.items()}
 

@@ -9,6 +9,7 @@ A unit test keeps the two lists and the model in step, so a new field cannot be 
 from __future__ import annotations
 
 import math
+import re
 
 from veo.core.errors import SpecError, SpecProblem
 from veo.core.models import Port, Service
@@ -23,6 +24,10 @@ MAPPED_FIELDS = frozenset(
         "ulimits", "dns", "privileged", "cap_add", "cap_drop", "devices", "network_mode",
         "pid_mode", "user", "working_dir", "auto_remove", "stop_grace_period", "cpus", "memory",
         "group", "group_role", "healthcheck",
+        # compose keys Docker does itself
+        "reserve_memory", "memswap_limit", "cpu_shares", "pids_limit", "shm_size", "init",
+        "tmpfs", "read_only", "stop_signal", "sysctls", "extra_hosts", "hostname", "domainname",
+        "security_opt", "group_add", "logging",
     }
 )  # fmt: skip
 
@@ -40,6 +45,20 @@ NOT_DOCKER_FIELDS: dict[str, str] = {
     "group_policy": "supervision: what a failure in the group does to the other members",
     "update": "rolling updates: how a changed spec replaces running instances",
     "on_unhealthy": "supervision: veo acts on Docker's health status, Docker itself does not",
+    "reserve_cpus": "placement: CPUs reserved on the node, with no limit (Docker has no CPU "
+                    "reservation, only shares)",
+    "expose": (
+        "documentation: containers on one network reach each other's every port; Docker's "
+        "ExposedPorts only matter to 'docker run -P', which veo does not do"
+    ),
+    "networks": (
+        "created on the node's engine by veo.adapters.prepare, which adds the network and its "
+        "aliases to the create arguments"
+    ),
+    "depends_on": "start order: the Scheduler holds a dependent back (veo.core.depends)",
+    "secrets": "written to a node-local file by veo.adapters.prepare, which adds the mount",
+    "configs": "written to a node-local file by veo.adapters.prepare, which adds the mount",
+    "volume_defs": "created on the node's engine by veo.adapters.prepare before the container",
 }
 
 # Docker's own minimum (the engine refuses less with 'Minimum memory limit allowed is 6MB').
@@ -95,9 +114,10 @@ def create_kwargs(
     }
     kw.update(_process(svc))
     kw.update(_security(svc))
-    kw.update(_network(svc, problems))
+    kw.update(_network(svc, problems, cluster, instance, generation))
     kw.update(_resources(svc, problems))
     kw.update(_mounts(svc, problems))
+    kw.update(_compose_extras(svc))
     if svc.healthcheck is not None:
         kw["healthcheck"] = _healthcheck(svc)
     if problems:
@@ -132,10 +152,16 @@ def _security(svc: Service) -> dict:
     return kw
 
 
-def _network(svc: Service, problems: list[SpecProblem]) -> dict:
+def _network(svc: Service, problems: list[SpecProblem], cluster: str = "", instance: int = 0,
+             generation: int = 0) -> dict:
     kw: dict = {}
     mode = svc.network_mode
-    if mode is not None:
+    if mode is not None and mode.startswith("service:") and svc.group:
+        # the loader allows service:NAME only within a group, whose members share a node and an
+        # instance index and generation: the peer's container name is known
+        peer = mode.split(":", 1)[1]
+        kw["network_mode"] = f"container:{container_name(cluster, peer, instance, generation)}"
+    elif mode is not None:
         if mode in ("none", "host", "bridge") or _container_ref(mode):
             kw["network_mode"] = mode
         else:
@@ -157,7 +183,7 @@ def _network(svc: Service, problems: list[SpecProblem]) -> dict:
     if svc.dns:
         kw["dns"] = list(svc.dns)
     if svc.ports:
-        if mode in ("host", "none") or (mode and _container_ref(mode)):
+        if mode in ("host", "none") or (mode and (_container_ref(mode) or mode.startswith("service:"))):
             problems.append(SpecProblem(_ports_need_network(mode), path="ports"))
         else:
             kw["ports"] = _ports(svc.ports)
@@ -186,7 +212,8 @@ def _ports(ports: list[Port]) -> dict:
     """docker-py's ports form; several bindings of one container port become a list."""
     out: dict[str, list] = {}
     for p in ports:
-        binding = (p.host_ip, p.published) if p.host_ip else p.published
+        published = p.published if p.published_end is None else f"{p.published}-{p.published_end}"
+        binding = (p.host_ip, published) if p.host_ip else published
         out.setdefault(f"{p.target}/{p.protocol}", []).append(binding)
     return {key: vals[0] if len(vals) == 1 else vals for key, vals in out.items()}
 
@@ -219,7 +246,7 @@ def _resources(svc: Service, problems: list[SpecProblem]) -> dict:
 
 
 def _mounts(svc: Service, problems: list[SpecProblem]) -> dict:
-    mounts = []
+    mounts, binds = [], []
     for i, vol in enumerate(svc.volumes):
         if vol.type == "bind" and not (vol.source or "").startswith("/"):
             # the container runs on some node whose working directory and home veo cannot know
@@ -230,10 +257,68 @@ def _mounts(svc: Service, problems: list[SpecProblem]) -> dict:
                 )
             )
             continue
-        # docker.types.Mount's shape, as plain data: this module stays free of the docker package
-        mounts.append({"Target": vol.target, "Source": vol.source, "Type": vol.type,
-                       "ReadOnly": vol.read_only})
-    return {"mounts": mounts} if mounts else {}
+        if vol.type == "bind" and vol.selinux:
+            # SELinux relabelling exists only in Docker's 'Binds' form, not in its Mount API
+            opts = ",".join(filter(None, ("ro" if vol.read_only else "rw", vol.selinux,
+                                          vol.propagation)))
+            binds.append(f"{vol.source}:{vol.target}:{opts}")
+            continue
+        mounts.append(_mount(vol))
+    kw: dict = {"mounts": mounts} if mounts else {}
+    if binds:
+        kw["volumes"] = binds
+    return kw
+
+
+def _mount(vol) -> dict:
+    """Docker's Mount object (the shape docker.types.Mount builds), as plain data: this module
+    stays free of the docker package."""
+    mount: dict = {"Target": vol.target, "Source": vol.source, "Type": vol.type,
+                   "ReadOnly": vol.read_only}
+    if vol.type == "image":  # docker-py predates image mounts (API 1.47)
+        mount["ReadOnly"] = True
+        if vol.subpath:
+            mount["ImageOptions"] = {"Subpath": vol.subpath}
+    elif vol.type == "tmpfs":
+        mount["Source"] = None
+        opts = {k: v for k, v in (("Mode", vol.tmpfs_mode), ("SizeBytes", vol.tmpfs_size)) if v}
+        if opts:
+            mount["TmpfsOptions"] = opts
+    elif vol.type == "bind":
+        if vol.propagation is not None:
+            mount["BindOptions"] = {"Propagation": vol.propagation}
+    else:
+        opts = {k: v for k, v in (("NoCopy", True if vol.nocopy else None),
+                                  ("Subpath", vol.subpath)) if v}
+        if opts:
+            mount["VolumeOptions"] = opts
+    return mount
+
+
+def _compose_extras(svc: Service) -> dict:
+    """The compose keys Docker takes as they are."""
+    kw: dict = {}
+    for field in ("memswap_limit", "cpu_shares", "pids_limit", "shm_size", "init", "stop_signal",
+                  "hostname", "domainname"):
+        if getattr(svc, field) is not None:
+            kw[field] = getattr(svc, field)
+    if svc.reserve_memory is not None:
+        kw["mem_reservation"] = svc.reserve_memory
+    if svc.read_only:
+        kw["read_only"] = True
+    for field in ("security_opt", "group_add", "extra_hosts"):
+        if getattr(svc, field):
+            kw[field] = list(getattr(svc, field))
+    if svc.sysctls:
+        kw["sysctls"] = dict(svc.sysctls)
+    if svc.tmpfs:
+        # '/run:size=64m,mode=1777' -> {'/run': 'size=64m,mode=1777'}
+        kw["tmpfs"] = dict(t.partition(":")[::2] for t in svc.tmpfs)
+    if svc.logging is not None and (svc.logging.driver or svc.logging.options):
+        # docker.types.LogConfig's shape
+        kw["log_config"] = {"Type": svc.logging.driver or "json-file",
+                            "Config": dict(svc.logging.options)}
+    return kw
 
 
 def _healthcheck(svc: Service) -> dict:
