@@ -31,6 +31,7 @@ from veo.core.errors import Conflict, EngineUnavailable, VeoError
 from veo.core.models import Event, EventKind, Health, Instance, InstanceStatus, OnUnhealthy, Settings
 from veo.core.reconcile import Assignment
 from veo.adapters.docker_api import DockerRuntime
+from veo.adapters.images import ensure_image  # images hook (issue 9)
 from veo.core.supervision import Death, Decision, Member
 from veo.core.names import (LABEL_CLUSTER, LABEL_INSTANCE, LABEL_MANAGED, LABEL_NODE, LABEL_SERVICE,
                             actor_name, docker_host_from)
@@ -400,6 +401,9 @@ class NodeAgent:
         a = inst.a
         kwargs = create_kwargs(a.service, cluster=self.cluster, instance=a.instance,
                                generation=a.generation, node=self.node)
+        # images hook (issue 9): build or pull per pull_policy (ImageNotFound: permanent, fails;
+        # RegistryUnavailable is an EngineUnavailable: temporary, the next converge retries)
+        await asyncio.to_thread(ensure_image, self.runtime, a.service.image, a.service.pull_policy)
         inst.container_id = await asyncio.to_thread(self.runtime.create, kwargs)
 
     def _start_later(self, inst: Inst, restarted: bool, delay: float, reason: str) -> None:

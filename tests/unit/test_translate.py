@@ -307,6 +307,7 @@ def test_not_docker_field_does_not_reach_docker(field: str) -> None:
         "hosts": {"hosts": ["n2"]},
         "group_policy": {"group": "g", "group_policy": "one_for_one"},
         "on_unhealthy": {"healthcheck": "true", "on_unhealthy": "kill"},
+        "pull_policy": {"pull_policy": "always"},
     }
     reference = {"group": "g"} if field == "group_policy" else {}
     if field == "on_unhealthy":

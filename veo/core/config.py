@@ -75,7 +75,6 @@ _USE_MEMORY = "use memory: instead"
 _COMPOSE_SERVICE = {
     "build": "veo runs prebuilt images",
     "develop": "veo runs prebuilt images",
-    "pull_policy": "veo pulls missing images itself",
     "depends_on": "veo starts services independently; use group: to tie their lifecycles",
     "links": "use network_mode: or ports:",
     "external_links": "use network_mode: or ports:",

@@ -42,6 +42,7 @@ NOT_DOCKER_FIELDS: dict[str, str] = {
     "hosts": "placement: which nodes may run the service",
     "group_policy": "supervision: what a failure in the group does to the other members",
     "on_unhealthy": "supervision: veo acts on Docker's health status, Docker itself does not",
+    "pull_policy": "the node's agent makes the image present before create (adapters.images)",
 }
 
 # Docker's own minimum (the engine refuses less with 'Minimum memory limit allowed is 6MB').
