@@ -132,6 +132,13 @@ class FakeCluster:
         del self._nodes[name]
         return moving
 
+    def shutdown(self, timeout: float = 300.0) -> int:
+        removed = sum(1 for i in self._instances.values() if i.container_id)
+        for name in list(self._services):
+            self._drop(name)
+        self._services.clear()
+        return removed
+
     def stats(self, service: str, instance: int = 0) -> dict:
         inst = self._instances.get(f"{service}#{instance}")
         if inst is None:
