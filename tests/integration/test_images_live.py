@@ -5,6 +5,8 @@ registry is waited for (temporary), and the instance runs once the registry is b
 
 from __future__ import annotations
 
+import time
+
 import docker
 import pytest
 from ray_world import wait_for
@@ -50,6 +52,9 @@ def test_no_such_image_fails_naming_image_and_registry(world, names, registry):
 
     inst = wait_for(failed, 60, what=f"{name} failed")
     assert f"image '{ref}' does not exist in registry {registry.host}" in inst.reason
+    time.sleep(3)  # a few converges later: failed once, not asked again and again
+    fails = [e for e in world.client.events_batch() if e.service == name and e.kind == "failed"]
+    assert len(fails) == 1 and inst.restarts == 0, fails
 
 
 def test_never_with_a_missing_image_fails(world, names, registry, pusher):
