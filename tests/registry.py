@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from veo.adapters.dockerd import _die_with_parent
+
 USER, PASSWORD = "veo", "s3cret-pw"
 
 
@@ -53,8 +55,10 @@ class Registry:
 
     def start(self) -> None:
         log = open(self.dir / "registry.log", "ab")
+        # dies with this pytest process even when it is killed before its teardown
         self.proc = subprocess.Popen(["docker-registry", "serve", str(self.dir / "config.yml")],
-                                     stdout=log, stderr=subprocess.STDOUT)
+                                     stdout=log, stderr=subprocess.STDOUT,
+                                     preexec_fn=_die_with_parent)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
