@@ -106,3 +106,23 @@ def test_spec_errors_keep_their_problems():
     e = error_from(422, body, "http://s")
     assert isinstance(e, SpecError) and e.exit_code == 2
     assert str(e) == str(SpecError(problems))
+
+
+def test_python_api_over_the_server(server, fake):
+    remote = RemoteCluster(server.url, TOKEN)
+    try:
+        remote.add_service({"name": "job", "image": "veo/busybox", "network_mode": "none",
+                            "memory": "16m"})
+        remote.add_service({"name": "job", "image": "veo/busybox", "network_mode": "none",
+                            "memory": "32m"})  # a second add replaces, as over Ray
+        assert {s.name: s.memory for s in remote.services()}["job"] == 32 << 20
+        assert remote.spec().services["job"].memory == 32 << 20
+        assert [i.container_id for i in remote.containers("job")] == \
+            [i.container_id for i in fake.containers("job")]
+        assert remote.wait(timeout=5, service="job")[0].status.value == "running"
+        remote.add_node({"name": "cuatro", "role": "back"})
+        assert "cuatro" in {n.name for n in remote.nodes()}
+        with pytest.raises(NotFound, match="no service named 'nope'"):
+            remote.remove_service("nope")
+    finally:
+        remote.close()
