@@ -143,7 +143,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def ps(address: Address = None, server: Server = None,
-        token_file: TokenFile = None, as_json: AsJson = False,
+           token_file: TokenFile = None, as_json: AsJson = False,
            service: Annotated[Optional[str], typer.Option(help="Only this service.")] = None) -> None:
         """One row per instance: where it runs, its status, health and restarts."""
         with veo_errors():
@@ -155,7 +155,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def nodes(address: Address = None, server: Server = None,
-        token_file: TokenFile = None, as_json: AsJson = False) -> None:
+              token_file: TokenFile = None, as_json: AsJson = False) -> None:
         """Nodes with capacity, allocation, liveness and their Docker engine."""
         with veo_errors():
             views = _connect(address, server, token_file).nodes()
@@ -166,7 +166,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def rm(service: str, address: Address = None, server: Server = None,
-        token_file: TokenFile = None) -> None:
+           token_file: TokenFile = None) -> None:
         """Remove SERVICE: its containers are stopped and removed on every node."""
         with veo_errors():
             _connect(address, server, token_file).remove_service(service)
@@ -175,7 +175,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def restart(service: str, instance: Annotated[int, typer.Option("--instance", "-i")] = 0,
                 address: Address = None, server: Server = None,
-        token_file: TokenFile = None) -> None:
+                token_file: TokenFile = None) -> None:
         """Restart one instance (also brings back an instance that failed or completed)."""
         with veo_errors():
             _connect(address, server, token_file).restart(service, instance)
@@ -183,14 +183,14 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def cordon(node: str, address: Address = None, server: Server = None,
-        token_file: TokenFile = None) -> None:
+               token_file: TokenFile = None) -> None:
         """Place nothing new on NODE (what runs there stays)."""
         with veo_errors():
             _connect(address, server, token_file).cordon(node)
 
     @app.command()
     def drain(node: str, address: Address = None, server: Server = None,
-        token_file: TokenFile = None) -> None:
+              token_file: TokenFile = None) -> None:
         """Move everything off NODE (groups as units) and cordon it; refuses when it cannot."""
         with veo_errors():
             moving = _connect(address, server, token_file).drain(node)
@@ -198,14 +198,15 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def uncordon(node: str, address: Address = None, server: Server = None,
-        token_file: TokenFile = None) -> None:
+                 token_file: TokenFile = None) -> None:
         """Let placement use NODE again."""
         with veo_errors():
             _connect(address, server, token_file).uncordon(node)
 
     @app.command()
     def events(address: Address = None, server: Server = None,
-        token_file: TokenFile = None, follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
+               token_file: TokenFile = None,
+               follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
                as_json: AsJson = False,
                since: Annotated[Optional[int], typer.Option(help="Only events after this index.")] = None,
                ) -> None:
@@ -221,7 +222,7 @@ def register(app: typer.Typer) -> None:
     def logs(service: str, instance: Annotated[int, typer.Option("--instance", "-i")] = 0,
              tail: int = 100, follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
              address: Address = None, server: Server = None,
-        token_file: TokenFile = None) -> None:
+             token_file: TokenFile = None) -> None:
         """The logs of one instance's container (wherever it runs)."""
         with veo_errors():
             from veo.client import tail_growth
@@ -241,7 +242,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def down(address: Address = None, server: Server = None,
-        token_file: TokenFile = None,
+             token_file: TokenFile = None,
              keep_cluster: Annotated[bool, typer.Option(help="Leave the local Ray cluster running.")] = False,
              ) -> None:
         """Remove every veo container and stop the local cluster (and engines) veo up started."""
