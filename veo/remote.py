@@ -10,6 +10,7 @@ that back into the exception (the one inverse of that mapping). Answers that are
 from __future__ import annotations
 
 import inspect
+import os
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import quote
@@ -192,13 +193,16 @@ def _instance_of(row: dict) -> Instance:
 
 
 def connect_remote(url: str, token_file: str | Path | None = None) -> RemoteCluster:
-    """A RemoteCluster for ``url`` with the token from ``VEO_TOKEN``, else ``token_file`` (or
-    ``VEO_TOKEN_FILE``): the rules ``veo serve`` reads its own token by."""
-    from veo.api.serve import read_token
-
+    """A RemoteCluster for ``url`` with the token from ``VEO_TOKEN``, else from ``token_file``
+    (or ``VEO_TOKEN_FILE``), read by the rules ``veo serve`` reads its own by."""
     if not url.startswith(("http://", "https://")):
         raise VeoError(f"--server/VEO_SERVER must be an http:// or https:// URL, got {url!r}")
-    return RemoteCluster(url, read_token(token_file))
+    token = os.environ.get("VEO_TOKEN", "").strip() or None
+    if token is None and (token_file or os.environ.get("VEO_TOKEN_FILE")):
+        from veo.api.serve import read_token  # imports the web stack: only for a token file
+
+        token = read_token(token_file)
+    return RemoteCluster(url, token)
 
 
 def deploy_remote(cluster: RemoteCluster, file: str | Path,

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from veo.api.deps import get_client, require_token, settings_of
 from veo.api.errors import COMMON, CONFLICT, NOT_FOUND
 from veo.api.schemas import ContainerDetail, ContainerView, Done, Stats
-from veo.client import tail_growth
+from veo.waits import tail_growth
 from veo.core.errors import Conflict, NotFound, VeoError
 from veo.core.models import Instance, InstanceStatus
 

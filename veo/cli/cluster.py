@@ -225,7 +225,7 @@ def register(app: typer.Typer) -> None:
              token_file: TokenFile = None) -> None:
         """The logs of one instance's container (wherever it runs)."""
         with veo_errors():
-            from veo.client import tail_growth
+            from veo.waits import tail_growth
 
             cluster = _connect(address, server, token_file)
             text = cluster.logs(service, instance, tail)
