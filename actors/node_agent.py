@@ -39,7 +39,8 @@ from veo.core.names import (LABEL_CLUSTER, LABEL_INSTANCE, LABEL_MANAGED, LABEL_
 from veo.core.reconcile import Assignment
 from veo.core.supervision import Death, Decision, Member
 from veo.core.translate import create_kwargs
-from veo.adapters.prepare import forget, prepare, release  # compose hook
+from veo.adapters.images import ensure_image
+from veo.adapters.prepare import forget, prepare, release  # networks, volumes, secret files
 
 log = logging.getLogger("veo.agent")
 S = InstanceStatus
@@ -395,6 +396,10 @@ class NodeAgent:
         a = inst.a
         kwargs = create_kwargs(a.service, cluster=self.cluster, instance=a.instance,
                                generation=a.generation, node=self.node)
+        # the image present first: built (veo's own) or pulled per pull_policy. ImageNotFound is
+        # permanent (fails); RegistryUnavailable is an EngineUnavailable: the next converge retries
+
+        await asyncio.to_thread(ensure_image, self.runtime, a.service.image, a.service.pull_policy)
         kwargs = await asyncio.to_thread(  # compose hook: networks, volumes, secret files
             prepare, self.runtime, a.service, self.cluster, kwargs)
         inst.container_id = await asyncio.to_thread(self.runtime.create, kwargs)

@@ -11,6 +11,7 @@ import pytest
 from engines import EnginePool
 from live_server import LiveServer
 from ray_world import RayWorld
+from registry import Registry
 
 from veo.adapters.dockerd import EngineHandle
 from veo.adapters.docker_api import DockerRuntime
@@ -54,6 +55,16 @@ def veo_cluster(engine_pool: EnginePool) -> Iterator[str]:
     name = f"t{uuid.uuid4().hex[:10]}"
     yield name
     engine_pool.remove_cluster(name)
+
+
+@pytest.fixture(scope="session")
+def registry() -> Iterator[Registry]:
+    """A real registry (Debian's docker-registry) on 127.0.0.1, stopped by PID at the end."""
+    reg = Registry()
+    try:
+        yield reg
+    finally:
+        reg.close()
 
 
 # ---- the Ray world: a real multi-node Ray cluster shared by integration and chaos tests ----

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import ray
 
 from veo.core import refs
 from veo.core.errors import Conflict, NotConnected, NotFound, SpecError, SpecProblem, VeoError
-from veo.core.models import ClusterSpec, Event, Instance, InstanceStatus, Node, NodeView, Service
+from veo.core.models import ClusterSpec, Event, Instance, Node, NodeView, Service
 from veo.core.names import ACTOR_NAMESPACE as NAMESPACE, SCHEDULER_NAME
 from veo.core.summary import ClusterSummary, summarize
+from veo.waits import Waits, settled, tail_growth  # noqa: F401 (settled, tail_growth re-exported)
 
 
 def state_dir() -> Path:
@@ -50,20 +50,6 @@ def _spec(spec: str | Path | ClusterSpec) -> ClusterSpec:
     return load_spec(spec).spec
 
 
-def settled(instances: list[Instance]) -> bool:
-    """Every instance running, ended, or pending with a reason: what ``veo up`` waits for."""
-    done = {InstanceStatus.running, InstanceStatus.completed, InstanceStatus.failed}
-    return all(i.status in done or (i.status is InstanceStatus.pending and i.reason)
-               for i in instances)
-
-
-def tail_growth(old: str, new: str) -> str:
-    """What a re-read log tail adds to the previous read (``logs --follow`` polls the tail)."""
-    if new.startswith(old):
-        return new[len(old):]
-    overlap = old[-2000:]
-    at = new.rfind(overlap) if overlap else -1
-    return new[at + len(overlap):] if at >= 0 else new
 
 
 class ServiceExists(Conflict):
@@ -75,7 +61,7 @@ class ServiceExists(Conflict):
                          if len(names) > 1 else f"service {names[0]!r} exists already")
 
 
-class Cluster:
+class Cluster(Waits):
     """A connection to one veo cluster (one Scheduler on one Ray cluster).
 
     The methods under "what every front door asks" are built only on the other public methods,
@@ -237,37 +223,11 @@ class Cluster:
         """The cluster at a glance: name, policy, totals over live nodes, instances by status."""
         return summarize(self.spec(), self.nodes(), self.containers())
 
-    def _nodes_reported(self) -> bool:
-        """Every live node has reported its capacity (so 'pending' reasons are real ones)."""
-        live = [n for n in self.nodes() if n.alive]
-        return bool(live) and all(n.cpus_total > 0 or n.memory_total > 0 for n in live)
-
-    def _needed(self, service: str | None) -> set[str]:
-        """Services that must have instances before a wait can be over ('instances: all' ones
-        may rightly have none: no eligible node)."""
-        return {s.name for s in self.services()
-                if s.instances != "all" and (service is None or s.name == service)}
-
     def events_batch(self, since: int | None = None, limit: int = 1000,
                      wait: float = 0.0) -> list[Event]:
         """One read of the event stream: up to ``limit`` events after ``since``, waiting up to
         ``wait`` seconds for the first (the web server's single follower uses this)."""
         return _call(self._s.events_since.remote(since, limit, wait), timeout=wait + 30)
-
-    def wait(self, predicate: Callable[[list[Instance]], bool] = settled, timeout: float = 120.0,
-             service: str | None = None, interval: float = 0.25) -> list[Instance]:
-        """Poll the instances until ``predicate`` holds; returns them. Raises VeoError on timeout."""
-        deadline = time.monotonic() + timeout
-        while True:
-            instances = self.containers(service)
-            # every service shows up once planned (a cluster with none is settled at once)
-            planned = self._needed(service) <= {i.service for i in instances}
-            if planned and predicate(instances) and self._nodes_reported():
-                return instances
-            if time.monotonic() > deadline:
-                states = ", ".join(f"{i.service}#{i.instance}={i.status.value}" for i in instances)
-                raise VeoError(f"not settled after {timeout:g}s: {states or 'no instances'}")
-            time.sleep(interval)
 
 
 def connect(address: str | None = None) -> Cluster:

@@ -116,7 +116,7 @@ class FakeCluster(_RolloutFake, Cluster):
 
     # ---- the Cluster API ---------------------------------------------------------------------
 
-    def apply(self, spec: ClusterSpec) -> dict[str, list[str]]:
+    def apply(self, spec: ClusterSpec, check_index: int | None = None) -> dict[str, list[str]]:
         changes = {"added": [], "changed": [], "removed": [], "unchanged": []}
         for name, svc in spec.services.items():
             old = self._services.get(name)
@@ -184,6 +184,13 @@ class FakeCluster(_RolloutFake, Cluster):
         moving = self.drain(name)
         del self._nodes[name]
         return moving
+
+    def shutdown(self, timeout: float = 300.0) -> int:
+        removed = sum(1 for i in self._instances.values() if i.container_id)
+        for name in list(self._services):
+            self._drop(name)
+        self._services.clear()
+        return removed
 
     def stats(self, service: str, instance: int = 0) -> dict:
         inst = self._instances.get(f"{service}#{instance}")

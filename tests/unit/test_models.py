@@ -19,6 +19,7 @@ from veo.core.models import (
     OnUnhealthy,
     PlacementStrategy,
     Port,
+    PullPolicy,
     RestartPolicy,
     Service,
     Settings,
@@ -105,6 +106,12 @@ SPELLINGS = [
     ("on_unhealthy", "kill", "on_unhealthy", OnUnhealthy.kill),
     ("privileged", True, "privileged", True),
     ("privileged", "yes", "privileged", True),
+    # pull_policy: compose's words
+    ("pull_policy", "always", "pull_policy", PullPolicy.always),
+    ("pull_policy", "never", "pull_policy", PullPolicy.never),
+    ("pull_policy", "missing", "pull_policy", PullPolicy.missing),
+    ("pull_policy", "if_not_present", "pull_policy", PullPolicy.missing),
+    ("pull_policy", "Always", "pull_policy", PullPolicy.always),
 ]
 
 
@@ -132,6 +139,12 @@ def test_service_defaults() -> None:
     assert s.group is None and group_policy_of([s]) is GroupPolicy.one_for_one
     assert s.healthcheck is None and s.on_unhealthy is OnUnhealthy.restart
     assert s.privileged is False and s.auto_remove is False
+    assert s.pull_policy is PullPolicy.missing
+
+
+def test_pull_policy_does_not_change_the_spec_hash() -> None:
+    # it says when to fetch the image, not what the container is: no replacement on a change
+    assert svc(pull_policy="always").spec_hash() == svc().spec_hash()
 
 
 PORTS = [
@@ -250,6 +263,8 @@ def test_bad_healthchecks(given: Any, message: str) -> None:
         ({"name": "-bad"}, "is not a valid name"),
         ({"group": "a b"}, "is not a valid name"),
         ({"memroy": "1g"}, "Extra inputs are not permitted"),
+        ({"pull_policy": "build"}, "veo does not build images"),
+        ({"pull_policy": "daily"}, "expected missing, always or never"),
     ],
 )
 def test_bad_service_values(fields: dict, message: str) -> None:

@@ -331,6 +331,7 @@ def test_not_docker_field_does_not_reach_docker(field: str) -> None:
         "depends_on": {"depends_on": ["db"]},
         "secrets": {"secrets": [{"source": "s", "target": "/run/secrets/s", "content": "x"}]},
         "configs": {"configs": [{"kind": "config", "source": "c", "target": "/c", "content": "y"}]},
+        "pull_policy": {"pull_policy": "always"},
     }
     reference = {"group": "g"} if field == "group_policy" else {}
     if field == "on_unhealthy":

@@ -7,9 +7,9 @@ Docker's JSON into ``ContainerState`` and stats numbers is done by pure function
 
 Decisions:
 
-* No implicit pulls. ``create`` of a missing image raises ``ImageNotFound`` at once: veo's nodes
-  run local images, and a pull against a slow or unreachable registry would block a worker thread
-  for minutes with no useful outcome.
+* No implicit pulls. ``create`` of a missing image raises ``ImageNotFound`` at once; pulls are
+  explicit (``pull``, called by ``veo.adapters.images.ensure_image`` per the service's
+  pull_policy), so a missing image and an unreachable registry are told apart.
 * A container without ``network_mode`` on an engine that has no bridge network (``dockerd
   --bridge=none``, as veo's private engines) is created with ``network_mode: none``. Docker would
   call it "default" and give it only loopback anyway; saying so makes ``inspect`` tell the truth.
@@ -32,7 +32,7 @@ import docker.errors
 import requests.exceptions
 from docker.models.containers import _create_container_args
 
-from veo.core.errors import EngineError, EngineUnavailable, ImageNotFound
+from veo.core.errors import EngineError, EngineUnavailable, ImageNotFound, RegistryUnavailable
 from veo.core.names import DEFAULT_DOCKER_HOST, IDENTITY_LABELS, LABEL_SERVICE, docker_host_from
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -598,6 +598,22 @@ class DockerRuntime:
     def image_exists(self, ref: str) -> bool:
         return self.image_labels(ref) is not None
 
+    def pull(self, ref: str, registry: str) -> None:
+        """Pull ``ref`` through the engine with this process's Docker credentials (docker-py
+        reads ``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json``, as ``docker pull``
+        does). ``registry`` only names the registry in messages. Raises ImageNotFound (no such
+        image, denied) or RegistryUnavailable (the registry did not answer)."""
+        repo, tag = docker.utils.parse_repository_tag(ref)
+        with self._errors("pull image", ref):
+            try:
+                for item in self._docker().api.pull(repo, tag or "latest", stream=True,
+                                                    decode=True):
+                    if isinstance(item, dict) and item.get("error"):  # failed mid-stream
+                        raise pull_error(ref, registry, self.host, 0, str(item["error"]))
+            except docker.errors.APIError as e:
+                raise pull_error(ref, registry, self.host, e.status_code or 0,
+                                 _explain(e)) from None
+
     def import_image(self, tar: bytes, ref: str, changes: list[str] | None = None) -> str:
         """``docker import`` of a rootfs tar held in memory; returns the image id."""
         repo, tag = _split_ref(ref)
@@ -609,6 +625,33 @@ class DockerRuntime:
         if not match:
             raise EngineError(f"engine {self.host}: import {ref!r}: unexpected answer {out!r}")
         return match.group(0)
+
+
+# what an engine says when it cannot reach a registry (Go's net and http errors)
+_UNREACHABLE = ("connection refused", "dial tcp", "no such host", "i/o timeout",
+                "network is unreachable", "tls handshake timeout", "connection reset",
+                "timeout exceeded", "eof", "toomanyrequests", "503 service unavailable",
+                "502 bad gateway", "504 gateway timeout", "server misbehaving")
+_DENIED = ("denied", "unauthorized", "no basic auth credentials", "authentication required",
+           "forbidden")
+
+
+def pull_error(ref: str, registry: str, engine: str, status: int, text: str) -> EngineError:
+    """The engine's answer to a failed pull as a veo error: permanent when the registry answered
+    that there is no such image or refused us, temporary when it did not answer at all."""
+    low = text.lower()
+    if any(w in low for w in _DENIED):
+        return ImageNotFound(
+            f"pull of image {ref!r} from registry {registry} was denied ({text}); give the "
+            f"node's Docker credentials for it (`docker login {registry}` as the user veo runs "
+            "as on that node)")
+    if status == 404 or "manifest unknown" in low or "not found" in low:
+        return ImageNotFound(f"image {ref!r} does not exist in registry {registry} ({text})")
+    if any(w in low for w in _UNREACHABLE):
+        return RegistryUnavailable(
+            f"registry {registry} did not answer the pull of {ref!r} by engine {engine} ({text})")
+    return ImageNotFound(f"engine {engine} could not pull image {ref!r} from registry "
+                         f"{registry}: {text}")
 
 
 def _stamp(t: float | None) -> str | None:

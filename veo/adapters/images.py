@@ -1,7 +1,7 @@
 """The local images veo's examples and tests run: built from the host's static busybox.
 
-No registry is reachable on veo's machines, so ``ensure_images`` builds the images on an engine
-from a root filesystem assembled in memory and handed to ``docker import``:
+No registry has them, so ``ensure_images`` builds the images on an engine from a root filesystem
+assembled in memory and handed to ``docker import``:
 
 * ``veo/busybox:latest`` - busybox with every applet linked in /bin; CMD ``/bin/sh``.
 * ``veo/httpd:latest`` - the same plus ``/www/index.html`` ("veo ok"); CMD ``httpd -f -v -p 8080
@@ -11,6 +11,9 @@ from a root filesystem assembled in memory and handed to ``docker import``:
 The tar is deterministic (fixed order, owners and times), and each image carries the hash of its
 tar and settings as a label, so an engine that already has the same image is left alone and one
 with an outdated image (say, after a busybox upgrade) gets it rebuilt.
+
+``ensure_image`` is what a node's agent calls before each create: veo's local images are built
+when missing, any other image is pulled from its registry per the service's ``pull_policy``.
 """
 
 from __future__ import annotations
@@ -21,10 +24,13 @@ import json
 import struct
 import subprocess
 import tarfile
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from veo.core.errors import VeoError
+from veo.core.errors import ImageNotFound, RegistryUnavailable, VeoError
+from veo.core.models import PullPolicy
 from veo.adapters.docker_api import DockerRuntime
 
 BUSYBOX_IMAGE = "veo/busybox:latest"
@@ -192,3 +198,85 @@ def ensure_images(
         runtime.import_image(tar, spec.ref, image_changes(spec, build))
         built.append(spec.ref)
     return built
+
+
+# --------------------------------------------------------------------------------------------------
+# Any image, per pull_policy (what a node's agent calls before it creates a container)
+# --------------------------------------------------------------------------------------------------
+
+LOCAL_REFS = frozenset(spec.ref for spec in IMAGES)
+DEFAULT_REGISTRY = "docker.io"
+BACKOFF_INITIAL, BACKOFF_MAX = 1.0, 30.0
+
+
+def normalise_ref(image: str) -> str:
+    """``veo/busybox`` -> ``veo/busybox:latest``; a tag or digest given is kept."""
+    last = image.rsplit("/", 1)[-1]
+    return image if ("@" in image or ":" in last) else f"{image}:latest"
+
+
+def registry_of(image: str) -> str:
+    """The registry an image reference names, as Docker reads it: the first component when it
+    looks like a host (a '.' or ':' in it, or ``localhost``), else Docker Hub."""
+    first, sep, _ = image.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return DEFAULT_REGISTRY
+
+
+class PullBackoff:
+    """Per engine and image: when an unreachable registry may be asked again. The agent retries
+    a create at every converge (about a second); this keeps the registry from being asked more
+    often than 1 s, 2 s, 4 s ... 30 s apart, and the reason says when the next try is."""
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self._next: dict[tuple[str, str], tuple[float, float, str]] = {}  # at, delay, reason
+        self._lock = threading.Lock()
+
+    def check(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            entry = self._next.get(key)
+        if entry and self.clock() < entry[0]:
+            raise RegistryUnavailable(f"{entry[2]}; next try in {entry[0] - self.clock():.0f}s")
+
+    def failed(self, key: tuple[str, str], error: RegistryUnavailable) -> RegistryUnavailable:
+        with self._lock:
+            old = self._next.get(key)
+            delay = min(BACKOFF_MAX, old[1] * 2) if old else BACKOFF_INITIAL
+            self._next[key] = (self.clock() + delay, delay, str(error))
+        return RegistryUnavailable(f"{error}; retrying in {delay:g}s")
+
+    def succeeded(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._next.pop(key, None)
+
+
+_BACKOFF = PullBackoff()
+
+
+def ensure_image(runtime: DockerRuntime, image: str, pull_policy: PullPolicy | str = "missing",
+                 backoff: PullBackoff = _BACKOFF) -> None:
+    """Make ``image`` present on ``runtime``'s engine before a create. veo's own local images
+    are built when missing (never pulled: no registry has them); any other image is pulled per
+    ``pull_policy``. Raises ImageNotFound (permanent: no such image, denied, ``never`` and
+    absent) or RegistryUnavailable (temporary: retry later)."""
+    ref, policy = normalise_ref(image), PullPolicy(pull_policy)
+    if ref in LOCAL_REFS:
+        if not runtime.image_exists(ref):
+            ensure_images(runtime)
+        return
+    if policy is not PullPolicy.always and runtime.image_exists(ref):
+        return
+    registry = registry_of(ref)
+    if policy is PullPolicy.never:
+        raise ImageNotFound(f"image {ref!r} is not on engine {runtime.host} and its pull_policy "
+                            f"is never (load it there, or use pull_policy: missing to pull it "
+                            f"from {registry})")
+    key = (runtime.host, ref)
+    backoff.check(key)
+    try:
+        runtime.pull(ref, registry)
+    except RegistryUnavailable as e:
+        raise backoff.failed(key, e) from None
+    backoff.succeeded(key)

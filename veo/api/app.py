@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from veo.api import containers, errors, events, nodes, services, system, updates
+from veo.api import actions, containers, errors, events, nodes, services, system, updates
 from veo.api.deps import ApiSettings, ApiState, ClientFactory, host_allowed, resolve_client
 from veo.api.hub import EventHub
 from veo.api.limits import BodyLimit, body_limit
@@ -85,6 +85,7 @@ def create_app(client_factory: ClientFactory | None = None, *, token: str | None
         app.include_router(module.router)
     app.include_router(system.router)
     app.include_router(system.guarded)
+    app.include_router(actions.router)  # one route per CLI verb (veo.remote)
     app.add_api_websocket_route("/ws", websocket_endpoint)
     _mount_ui(app)
     _document_as_served(app, settings)

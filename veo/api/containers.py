@@ -20,9 +20,9 @@ from veo.api.deps import get_client, require_token, settings_of
 from veo.api.errors import COMMON, CONFLICT, NOT_FOUND
 from veo.api.links import CONTAINERS_LISTED
 from veo.api.schemas import ContainerDetail, ContainerView, Done, Stats
-from veo.client import tail_growth
-from veo.core.errors import VeoError
-from veo.core.models import Instance
+from veo.waits import tail_growth
+from veo.core.errors import Conflict, NotFound, VeoError
+from veo.core.models import Instance, InstanceStatus
 from veo.core.names import instance_key
 
 router = APIRouter(prefix="/api/containers", tags=["containers"], responses=COMMON,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+import pydantic
+from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from veo.api.body import is_yaml, json_body, raw_text, request_body
@@ -16,8 +17,9 @@ from veo.api.schemas import Changes, Created, Done
 from veo.client import ServiceExists
 from veo.core.bodies import validate_service
 from veo.core.config import parse_spec
+from veo.core.names import SPEC_JSON
 from veo.core.errors import Conflict, SpecError, SpecProblem
-from veo.core.models import Service
+from veo.core.models import ClusterSpec, Service
 
 router = APIRouter(prefix="/api/services", tags=["services"], responses=COMMON,
                    dependencies=[Depends(require_token)])
@@ -89,16 +91,37 @@ def _create(client: Any, services) -> list[str]:
         raise Conflict(f"{e}; {how}") from None
 
 
+
+async def spec_body(request: Request) -> ClusterSpec:
+    """A whole cluster as a body: cluster.yml text (``application/yaml``), or a spec loaded
+    elsewhere in the model's own JSON form (``application/vnd.veo.spec+json``: what the CLI sends
+    with ``--server``, its variables, env files and paths resolved where it ran; a distinct type,
+    so a stray JSON body never replaces the cluster)."""
+    if is_yaml(request):
+        text = await raw_text(request)
+        return (await run_in_threadpool(parse_spec, text, BODY_FILE)).spec  # not on the loop
+    if request.headers.get("content-type", "").startswith(SPEC_JSON):
+        try:
+            return ClusterSpec.model_validate(await json_body(request))
+        except pydantic.ValidationError as e:  # a 422 naming each field, as for any body
+            raise SpecError([SpecProblem(err["msg"], ".".join(str(p) for p in err["loc"]))
+                             for err in e.errors()]) from None
+    raise UnsupportedMediaType(f"{request.method} {request.url.path} takes a cluster.yml: send "
+                               "it with Content-Type: application/yaml")
+
+
 @router.put("", response_model=Changes, openapi_extra=APPLY_BODY,
             responses={**CONFLICT, **BODY}, summary="Apply a whole cluster.yml")
-async def apply(request: Request, client: Any = Depends(get_client)) -> Changes:
-    """Like `veo up` on a running cluster: services not in the file are removed."""
-    if not is_yaml(request):
-        raise UnsupportedMediaType("PUT /api/services takes a cluster.yml: send it with "
-                                   "Content-Type: application/yaml")
-    text = await raw_text(request)
-    spec = (await run_in_threadpool(parse_spec, text, BODY_FILE)).spec  # big files: not on the loop
-    return Changes(**await run_in_threadpool(client.apply, spec))
+async def apply(request: Request, client: Any = Depends(get_client),
+                check_index: int | None = Query(None, description="apply only if the cluster's "
+                                                "spec index is still this (POST /api/plan)")
+                ) -> Changes:
+    """Like `veo up` on a running cluster: services not in the file are removed. The body is a
+    cluster.yml (``application/yaml``), or a spec already loaded elsewhere (``application/json``,
+    the ClusterSpec model's own form: what `veo up --server` sends after loading the file, with
+    its variables, env files and relative paths resolved where the command runs)."""
+    spec = await spec_body(request)
+    return Changes(**await run_in_threadpool(client.apply, spec, check_index))
 
 
 @router.put("/{name}", response_model=Service, openapi_extra=REPLACE_BODY,

@@ -9,11 +9,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from veo.api.body import is_yaml, raw_text, request_body
+from veo.api.body import request_body
 from veo.api.deps import get_client, require_token
-from veo.api.errors import BODY, COMMON, CONFLICT, NOT_FOUND, UnsupportedMediaType
+from veo.api.errors import BODY, COMMON, CONFLICT, NOT_FOUND
+from veo.api.services import spec_body
 from veo.api.schemas import Done
-from veo.core.config import parse_spec
 
 router = APIRouter(tags=["updates"], responses=COMMON, dependencies=[Depends(require_token)])
 
@@ -49,11 +49,7 @@ class RolledBack(BaseModel):
 @router.post("/api/plan", response_model=Plan, openapi_extra=PLAN_BODY, responses=BODY,
              summary="What applying a cluster.yml would change (changes nothing)")
 async def plan(request: Request, client: Any = Depends(get_client)) -> Plan:
-    if not is_yaml(request):
-        raise UnsupportedMediaType("POST /api/plan takes a cluster.yml: send it with "
-                                   "Content-Type: application/yaml")
-    spec = parse_spec(await raw_text(request), "<body>").spec
-    return Plan.model_validate(await run_in_threadpool(client.plan, spec))
+    return Plan.model_validate(await run_in_threadpool(client.plan, await spec_body(request)))
 
 
 @router.get("/api/updates", response_model=list[dict[str, Any]], summary="Rolling updates")

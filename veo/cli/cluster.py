@@ -1,6 +1,10 @@
-"""``veo up / ps / nodes / rm / restart / cordon / uncordon / events / logs / down``.
+"""``veo up / ps / nodes / rm / restart / cordon / uncordon / drain / events / logs / stats /
+down``.
 
 Thin: each command converts arguments into one client call and the result into a table or JSON.
+The client is ``veo.client.Cluster`` (Ray), or with ``--server URL`` / ``VEO_SERVER``
+``veo.remote.RemoteCluster`` (the REST API of a ``veo serve``): same methods, same errors, so the
+same output and exit codes either way.
 """
 
 from __future__ import annotations
@@ -29,9 +33,19 @@ NODE_FIELDS = ("name", "role", "alive", "cordoned", "cpus_total", "cpus_allocate
 Address = Annotated[Optional[str], typer.Option("--address", envvar="RAY_ADDRESS",
                                                 help="Ray cluster address (default: the local one).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+Server = Annotated[Optional[str], typer.Option(
+    "--server", envvar="VEO_SERVER",
+    help="URL of a `veo serve` to go through instead of Ray (no Ray ports needed).")]
+TokenFile = Annotated[Optional[Path], typer.Option(
+    "--token-file", envvar="VEO_TOKEN_FILE",
+    help="With --server: file whose first line is the server's token (or set VEO_TOKEN).")]
 
 
-def _connect(address: str | None):
+def _connect(address: str | None, server: str | None = None, token_file: Path | None = None):
+    if server:
+        from veo.remote import connect_remote
+
+        return connect_remote(server, token_file)
     from veo.client import _local_address, connect
 
     if address is None and _local_address() is None:
@@ -77,6 +91,14 @@ def nodes_table(nodes: list[NodeView]) -> Table:
     return t
 
 
+def stats_table(service: str, instance: int, sample: dict) -> Table:
+    t = Table("INSTANCE", "CPU %", "MEMORY", "LIMIT", "MEM %", "PIDS", title="stats")
+    t.add_row(f"{service}#{instance}", f"{sample.get('cpu_percent', 0):.1f}",
+              format_size(sample.get("memory_usage")), format_size(sample.get("memory_limit")),
+              f"{sample.get('memory_percent', 0):.1f}", str(sample.get("pids", 0)))
+    return t
+
+
 def event_line(e: Event) -> str:
     when = datetime.fromtimestamp(e.time).strftime("%H:%M:%S.%f")[:-3]
     what = " ".join(x for x in (
@@ -90,7 +112,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def up(
         file: Annotated[Path, typer.Argument(help="cluster.yml to deploy.")] = Path("cluster.yml"),
-        address: Address = None,
+        address: Address = None, server: Server = None,
+        token_file: TokenFile = None,
         engine_per_node: Annotated[bool, typer.Option(
             "--engine-per-node", help="Give each local node its own private Docker engine.")] = False,
         watch: Annotated[bool, typer.Option("--watch", help="Keep a live table until Ctrl-C.")] = False,
@@ -100,12 +123,22 @@ def register(app: typer.Typer) -> None:
         env_file: EnvFiles = None,
     ) -> None:
         """Deploy FILE: start a local Ray cluster if there is none, apply, wait, show."""
-        from veo.deploy import deploy
-
         with veo_errors():
-            cluster, changes = deploy(file, address=address, engine_per_node=engine_per_node,
-                                      env_files=env_file, log=lambda m: err.print(f"[dim]{m}[/]"),
-                                      check_index=check_index)
+            log = lambda m: err.print(f"[dim]{m}[/]")  # noqa: E731
+            if server:
+                if engine_per_node:
+                    raise VeoError("--engine-per-node starts engines on this machine; it does "
+                                   "not go with --server")
+                from veo.remote import deploy_remote
+
+                cluster = _connect(None, server, token_file)
+                changes = deploy_remote(cluster, file, log=log, env_files=env_file,
+                                        check_index=check_index)
+            else:
+                from veo.deploy import deploy
+
+                cluster, changes = deploy(file, address=address, engine_per_node=engine_per_node,
+                                          env_files=env_file, log=log, check_index=check_index)
             err.print("applied: " + (", ".join(f"{k} {', '.join(v)}" for k, v in changes.items() if v)
                                      or "nothing"))
             instances = cluster.wait(timeout=timeout)
@@ -119,69 +152,78 @@ def register(app: typer.Typer) -> None:
                     for i in failed))
 
     @app.command()
-    def ps(address: Address = None, as_json: AsJson = False,
+    def ps(address: Address = None, server: Server = None,
+           token_file: TokenFile = None, as_json: AsJson = False,
            service: Annotated[Optional[str], typer.Option(help="Only this service.")] = None) -> None:
         """One row per instance: where it runs, its status, health and restarts."""
         with veo_errors():
-            instances = _connect(address).containers(service)
+            instances = _connect(address, server, token_file).containers(service)
             if as_json:
                 typer.echo(json.dumps(ps_rows(instances), indent=2))
             else:
                 out.print(ps_table(instances))
 
     @app.command()
-    def nodes(address: Address = None, as_json: AsJson = False) -> None:
+    def nodes(address: Address = None, server: Server = None,
+              token_file: TokenFile = None, as_json: AsJson = False) -> None:
         """Nodes with capacity, allocation, liveness and their Docker engine."""
         with veo_errors():
-            views = _connect(address).nodes()
+            views = _connect(address, server, token_file).nodes()
             if as_json:
                 typer.echo(json.dumps([{f: getattr(n, f) for f in NODE_FIELDS} for n in views], indent=2))
             else:
                 out.print(nodes_table(views))
 
     @app.command()
-    def rm(service: str, address: Address = None) -> None:
+    def rm(service: str, address: Address = None, server: Server = None,
+           token_file: TokenFile = None) -> None:
         """Remove SERVICE: its containers are stopped and removed on every node."""
         with veo_errors():
-            _connect(address).remove_service(service)
+            _connect(address, server, token_file).remove_service(service)
             err.print(f"removed {service}")
 
     @app.command()
     def restart(service: str, instance: Annotated[int, typer.Option("--instance", "-i")] = 0,
-                address: Address = None) -> None:
+                address: Address = None, server: Server = None,
+                token_file: TokenFile = None) -> None:
         """Restart one instance (also brings back an instance that failed or completed)."""
         with veo_errors():
-            _connect(address).restart(service, instance)
+            _connect(address, server, token_file).restart(service, instance)
             err.print(f"restarting {service}#{instance}")
 
     @app.command()
-    def cordon(node: str, address: Address = None) -> None:
+    def cordon(node: str, address: Address = None, server: Server = None,
+               token_file: TokenFile = None) -> None:
         """Place nothing new on NODE (what runs there stays)."""
         with veo_errors():
-            _connect(address).cordon(node)
+            _connect(address, server, token_file).cordon(node)
 
     @app.command()
-    def drain(node: str, address: Address = None) -> None:
+    def drain(node: str, address: Address = None, server: Server = None,
+              token_file: TokenFile = None) -> None:
         """Move everything off NODE (groups as units) and cordon it; refuses when it cannot."""
         with veo_errors():
-            moving = _connect(address).drain(node)
+            moving = _connect(address, server, token_file).drain(node)
             err.print(f"draining {node}: moving {', '.join(moving) or 'nothing'}")
 
     @app.command()
-    def uncordon(node: str, address: Address = None) -> None:
+    def uncordon(node: str, address: Address = None, server: Server = None,
+                 token_file: TokenFile = None) -> None:
         """Let placement use NODE again."""
         with veo_errors():
-            _connect(address).uncordon(node)
+            _connect(address, server, token_file).uncordon(node)
 
     @app.command()
-    def events(address: Address = None, follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
+    def events(address: Address = None, server: Server = None,
+               token_file: TokenFile = None,
+               follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
                as_json: AsJson = False,
                since: Annotated[Optional[int], typer.Option(help="Only events after this index.")] = None,
                ) -> None:
         """The event stream: placed, started, exited, restarted, failed, node_lost, ..."""
         with veo_errors():
             try:
-                for e in _connect(address).events(since=since, follow=follow):
+                for e in _connect(address, server, token_file).events(since=since, follow=follow):
                     typer.echo(e.model_dump_json() if as_json else event_line(e))
             except KeyboardInterrupt:
                 pass
@@ -189,12 +231,13 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def logs(service: str, instance: Annotated[int, typer.Option("--instance", "-i")] = 0,
              tail: int = 100, follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
-             address: Address = None) -> None:
+             address: Address = None, server: Server = None,
+             token_file: TokenFile = None) -> None:
         """The logs of one instance's container (wherever it runs)."""
         with veo_errors():
-            from veo.client import tail_growth
+            from veo.waits import tail_growth
 
-            cluster = _connect(address)
+            cluster = _connect(address, server, token_file)
             text = cluster.logs(service, instance, tail)
             typer.echo(text, nl=False)
             seen = text
@@ -208,15 +251,33 @@ def register(app: typer.Typer) -> None:
                 pass
 
     @app.command()
-    def down(address: Address = None,
+    def down(address: Address = None, server: Server = None,
+             token_file: TokenFile = None,
              keep_cluster: Annotated[bool, typer.Option(help="Leave the local Ray cluster running.")] = False,
              ) -> None:
         """Remove every veo container and stop the local cluster (and engines) veo up started."""
-        from veo.deploy import teardown
-
         with veo_errors():
-            for line in teardown(address=address, keep_cluster=keep_cluster):
+            if server:  # the server's cluster keeps running: the server needs it
+                removed = _connect(None, server, token_file).shutdown()
+                lines = [f"removed {removed} containers"]
+            else:
+                from veo.deploy import teardown
+
+                lines = teardown(address=address, keep_cluster=keep_cluster)
+            for line in lines:
                 err.print(line)
+
+    @app.command()
+    def stats(service: str, instance: Annotated[int, typer.Option("--instance", "-i")] = 0,
+              as_json: AsJson = False, address: Address = None, server: Server = None,
+              token_file: TokenFile = None) -> None:
+        """CPU and memory of one running instance (one sample, about a second)."""
+        with veo_errors():
+            sample = _connect(address, server, token_file).stats(service, instance)
+            if as_json:
+                typer.echo(json.dumps(sample, indent=2))
+            else:
+                out.print(stats_table(service, instance, sample))
 
 
 def _watch(cluster) -> None:

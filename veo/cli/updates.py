@@ -10,8 +10,8 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from veo.cli.cluster import Address, AsJson, _connect
-from veo.cli.common import err, out, veo_errors
+from veo.cli.cluster import Address, AsJson, Server, TokenFile, _connect
+from veo.cli.common import EnvFiles, err, out, veo_errors
 from veo.core.errors import SpecError
 
 update_app = typer.Typer(help="Drive a rolling update: resume, promote, pause, rollback.",
@@ -42,20 +42,21 @@ def plan_lines(plan: dict) -> list[str]:
 def register(app: typer.Typer) -> None:
     @app.command()
     def plan(file: Annotated[Path, typer.Argument(help="cluster.yml to compare with the cluster.")],
-             address: Address = None, as_json: AsJson = False) -> None:
+             address: Address = None, server: Server = None, token_file: TokenFile = None,
+             as_json: AsJson = False, env_file: EnvFiles = None) -> None:
         """What `veo up FILE` would change, changing nothing. Exit 0: no change, 1: changes,
         2: an invalid file (like `nomad job plan`). Apply it with
         `veo up FILE --check-index N` so that nobody else's apply slips in between."""
         from veo.core.config import load_spec
 
         try:
-            spec = load_spec(file).spec
+            spec = load_spec(file, env_files=env_file).spec
         except SpecError as e:
             for p in e.problems:
                 err.print(str(p), markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         with veo_errors():
-            result = _connect(address).plan(spec)
+            result = _connect(address, server, token_file).plan(spec)
         if as_json:
             typer.echo(json.dumps(result, indent=2))
         else:
@@ -66,10 +67,11 @@ def register(app: typer.Typer) -> None:
         raise typer.Exit(1 if result["changed"] else 0)
 
     @app.command()
-    def history(service: str, address: Address = None, as_json: AsJson = False) -> None:
+    def history(service: str, address: Address = None, server: Server = None,
+                token_file: TokenFile = None, as_json: AsJson = False) -> None:
         """The kept versions of SERVICE (last 10) with time and outcome."""
         with veo_errors():
-            versions = _connect(address).history(service)
+            versions = _connect(address, server, token_file).history(service)
         if as_json:
             typer.echo(json.dumps(versions, indent=2))
             return
@@ -82,18 +84,20 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def rollback(service: str,
                  to: Annotated[Optional[int], typer.Option("--to", help="Version number.")] = None,
-                 address: Address = None) -> None:
+                 address: Address = None, server: Server = None,
+                 token_file: TokenFile = None) -> None:
         """Go back to an earlier version of SERVICE (default: the last stable one), rolled like
         any update."""
         with veo_errors():
-            number = _connect(address).rollback(service, to)
+            number = _connect(address, server, token_file).rollback(service, to)
         err.print(f"rolling {service} back to version {number}")
 
     def control(action: str):
         def command(target: Annotated[str, typer.Argument(help="SERVICE, or group:NAME")],
-                    address: Address = None) -> None:
+                    address: Address = None, server: Server = None,
+                    token_file: TokenFile = None) -> None:
             with veo_errors():
-                _connect(address).update(action, target)
+                _connect(address, server, token_file).update(action, target)
             err.print(f"{action}: {target}")
 
         command.__doc__ = {
@@ -108,10 +112,11 @@ def register(app: typer.Typer) -> None:
         update_app.command(name=action)(control(action))
 
     @update_app.command(name="list")
-    def list_updates(address: Address = None, as_json: AsJson = False) -> None:
+    def list_updates(address: Address = None, server: Server = None, token_file: TokenFile = None,
+                     as_json: AsJson = False) -> None:
         """Updates in progress and the last one of each service or group."""
         with veo_errors():
-            ups = _connect(address).updates()
+            ups = _connect(address, server, token_file).updates()
         if as_json:
             typer.echo(json.dumps(ups, indent=2))
             return

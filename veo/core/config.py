@@ -70,7 +70,6 @@ _COMPOSE_TOP = {
 _COMPOSE_SERVICE = {
     "build": "veo runs prebuilt images",
     "develop": "veo runs prebuilt images",
-    "pull_policy": "veo pulls missing images itself",
     "pull_refresh_after": "veo pulls missing images itself",
     "links": "services on one network reach each other by service name already",
     "external_links": "use a network (external: true) shared with those containers",

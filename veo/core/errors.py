@@ -81,7 +81,15 @@ class EngineUnavailable(EngineError):
 
 
 class ImageNotFound(EngineError):
+    """An image is not on the engine and cannot be had: no such image in its registry, the pull
+    was denied, or pull_policy never. Permanent: the instance fails with this reason."""
+
     http_status = 422
+
+
+class RegistryUnavailable(EngineUnavailable):
+    """A registry did not answer a pull (unreachable, refusing connections, overloaded):
+    temporary, retried with back-off."""
 
 
 class NotConnected(VeoError):

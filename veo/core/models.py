@@ -61,6 +61,19 @@ class GroupPolicy(str, enum.Enum):
     one_for_one = "one_for_one"
 
 
+class PullPolicy(str, enum.Enum):
+    """When a node pulls a service's image (compose's ``pull_policy``)."""
+
+    missing = "missing"  # only when the node's engine does not have it
+    always = "always"  # before every container is created
+    never = "never"  # the image must be on the node already
+
+
+# compose spellings of the same three
+_PULL_SPELLINGS = {"missing": "missing", "if_not_present": "missing", "always": "always",
+                   "never": "never"}
+
+
 class OnUnhealthy(str, enum.Enum):
     restart = "restart"
     kill = "kill"
@@ -121,6 +134,7 @@ class Service(Strict):
 
     name: str = Field(json_schema_extra=NAME_SCHEMA)
     image: str
+    pull_policy: PullPolicy = PullPolicy.missing
     command: list[str] | None = None
     entrypoint: list[str] | None = None
     environment: dict[str, str] = Field(default_factory=dict)
@@ -199,6 +213,19 @@ class Service(Strict):
         if not v.strip() or any(c.isspace() for c in v):
             raise ValueError(f"expected an image reference like 'veo/busybox:latest', got {v!r}")
         return v
+
+    @field_validator("pull_policy", mode="before")
+    @classmethod
+    def _pull_policy(cls, v: Any) -> Any:
+        if isinstance(v, PullPolicy):
+            return v
+        key = str(v).strip().lower()
+        if key in _PULL_SPELLINGS:
+            return _PULL_SPELLINGS[key]
+        if key == "build":
+            raise ValueError("veo does not build images: push the image to a registry the "
+                             "nodes can reach and use missing, always or never")
+        raise ValueError(f"expected missing, always or never (or if_not_present), got {v!r}")
 
     @field_validator("command", "entrypoint", mode="before")
     @classmethod
@@ -378,10 +405,10 @@ class Service(Strict):
         import hashlib
         import json
 
-        # placement, dependency and update rules do not shape the container: changing them
-        # replaces nothing
+        # placement, dependency, update and pull rules do not shape the container: changing
+        # them replaces nothing
         data = self.model_dump(mode="json", exclude={"instances", "roles", "hosts", "reserve_cpus",
-                                                      "update", "depends_on"})
+                                                      "update", "depends_on", "pull_policy"})
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -114,6 +114,13 @@ def actor_name(kind: str, node: str) -> str:
     return f"veo-{kind}-{node}"
 
 
+# ---- the wire ------------------------------------------------------------------------------------
+
+# a whole spec in the model's own JSON form (what `veo up --server` sends): a distinct media type,
+# so a stray JSON body never replaces a cluster
+SPEC_JSON = "application/vnd.veo.spec+json"
+
+
 # ---- Docker --------------------------------------------------------------------------------------
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"

@@ -59,6 +59,7 @@ NOT_DOCKER_FIELDS: dict[str, str] = {
     "secrets": "written to a node-local file by veo.adapters.prepare, which adds the mount",
     "configs": "written to a node-local file by veo.adapters.prepare, which adds the mount",
     "volume_defs": "created on the node's engine by veo.adapters.prepare before the container",
+    "pull_policy": "the node's agent makes the image present before create (adapters.images)",
 }
 
 # Docker's own minimum (the engine refuses less with 'Minimum memory limit allowed is 6MB').

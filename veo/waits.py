@@ -1,0 +1,56 @@
+"""What every cluster client shares, whatever carries its calls (Ray, or HTTP to ``veo serve``):
+when a deployment counts as settled, waiting for it, and reading a growing log tail."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from veo.core.errors import VeoError
+from veo.core.models import Instance, InstanceStatus
+
+
+def settled(instances: list[Instance]) -> bool:
+    """Every instance running, ended, or pending with a reason: what ``veo up`` waits for."""
+    done = {InstanceStatus.running, InstanceStatus.completed, InstanceStatus.failed}
+    return all(i.status in done or (i.status is InstanceStatus.pending and i.reason)
+               for i in instances)
+
+
+def tail_growth(old: str, new: str) -> str:
+    """What a re-read log tail adds to the previous read (``logs --follow`` polls the tail)."""
+    if new.startswith(old):
+        return new[len(old):]
+    overlap = old[-2000:]
+    at = new.rfind(overlap) if overlap else -1
+    return new[at + len(overlap):] if at >= 0 else new
+
+
+class Waits:
+    """``wait`` for a client class that has ``containers()``, ``services()`` and ``nodes()``."""
+
+    def _needed(self, service: str | None) -> set[str]:
+        """Services that must have instances before a wait can be over ('instances: all' ones
+        may rightly have none: no eligible node)."""
+        return {s.name for s in self.services()
+                if s.instances != "all" and (service is None or s.name == service)}
+
+    def _nodes_reported(self) -> bool:
+        """Every live node has reported its capacity (so 'pending' reasons are real ones)."""
+        live = [n for n in self.nodes() if n.alive]
+        return bool(live) and all(n.cpus_total > 0 or n.memory_total > 0 for n in live)
+
+    def wait(self, predicate: Callable[[list[Instance]], bool] = settled, timeout: float = 120.0,
+             service: str | None = None, interval: float = 0.25) -> list[Instance]:
+        """Poll the instances until ``predicate`` holds; returns them. Raises VeoError on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            instances = self.containers(service)
+            # every service shows up once planned (a cluster with none is settled at once)
+            planned = self._needed(service) <= {i.service for i in instances}
+            if planned and predicate(instances) and self._nodes_reported():
+                return instances
+            if time.monotonic() > deadline:
+                states = ", ".join(f"{i.service}#{i.instance}={i.status.value}" for i in instances)
+                raise VeoError(f"not settled after {timeout:g}s: {states or 'no instances'}")
+            time.sleep(interval)
