@@ -142,6 +142,7 @@ class RestResult:
                 "req_per_s": round(self.sent / self.seconds, 1) if self.seconds else None,
                 "statuses": dict(sorted(self.statuses.items())),
                 "errors": len(self.errors) + self.server_errors,
+                "error_samples": sorted(set(self.errors))[:3],
                 "p50_ms": _ms(percentile(self.latencies, 50)),
                 "p99_ms": _ms(percentile(self.latencies, 99))}
 
@@ -173,8 +174,8 @@ async def _hammer(url: str, rate: float, seconds: float, token: str | None,
                 try:
                     r = await client.get(url)
                     statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
-                except httpx.HTTPError as e:
-                    errors.append(f"{type(e).__name__}: {e}")
+                except httpx.HTTPError as e:  # no answer at all (timeout, reset): also an error
+                    errors.append(f"{type(e).__name__}: {e}"[:200])
                 latencies.append(time.perf_counter() - t0)
 
         total = int(rate * seconds)
@@ -274,30 +275,49 @@ def _serve(address: str | None) -> None:
 
 
 def bench_ws(fake, readers: int, rounds: int, stuck: bool) -> dict:
-    """Probe latency at ``readers`` subscribers while 'flood' events go by, with or without a
-    client that never reads (it follows the whole cluster, so the flood backs up on it)."""
+    """Probe latency at ``readers`` subscribers (in a process of their own) while 'flood' events
+    go by, with or without a client that never reads (it follows the whole cluster, so the flood
+    backs up on it)."""
+    import subprocess
+    import sys
+
     server = Server(fake, poll=0.2, queue_limit=100)
     hub = server.app.state.veo.hub
-    crowd = Readers(server.ws_url, TOKEN, count=readers)
-    thread = crowd.start(expect=rounds)
+    child = subprocess.Popen([sys.executable, "-m", "bench.api_load", "--readers-child",
+                              server.ws_url, str(readers), str(rounds)],
+                             stdout=subprocess.PIPE, text=True)
     try:
-        if not crowd.ready.wait(600) or crowd.error is not None:
-            raise RuntimeError(f"readers did not connect: {crowd.error}")
+        if child.stdout.readline().strip() != "ready":
+            raise RuntimeError("the readers did not connect")
         sock = stuck_subscriber(server.ws_url, TOKEN) if stuck else None
         t0 = time.perf_counter()
         probes = flood_and_probe(fake.emit, rounds=rounds, floods=100, size=2000)
-        thread.join(600)
+        out = json.loads(child.stdout.readline() or "{}")
         elapsed = time.perf_counter() - t0
-        complete = sum(1 for got in crowd.got if got == probes)
         if sock is not None:
             sock.close()
+        if "error" in out or "got" not in out:
+            raise RuntimeError(f"the readers failed: {out.get('error')}")
         return {"readers": readers, "stuck_client": stuck, "probes": len(probes),
-                "readers_with_every_probe": complete, "dropped": hub.dropped,
-                "seconds": round(elapsed, 2),
-                "probe_p50_ms": _ms(percentile(crowd.latencies, 50)),
-                "probe_p99_ms": _ms(percentile(crowd.latencies, 99))}
+                "readers_with_every_probe": sum(1 for got in out["got"] if got == probes),
+                "dropped": hub.dropped, "seconds": round(elapsed, 2),
+                "probe_p50_ms": _ms(percentile(out["latencies"], 50)),
+                "probe_p99_ms": _ms(percentile(out["latencies"], 99))}
     finally:
+        child.kill()
+        child.wait(30)
         server.close()
+
+
+def _readers_child(ws_url: str, count: int, expect: int) -> None:
+    crowd = Readers(ws_url, TOKEN, count=count)
+    thread = crowd.start(expect=expect)
+    crowd.ready.wait()
+    print("ready", flush=True)
+    thread.join()
+    out = ({"error": repr(crowd.error)} if crowd.error is not None else
+           {"got": crowd.got, "latencies": crowd.latencies})
+    print(json.dumps(out), flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -311,9 +331,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--address", help="a running veo cluster's Ray address: REST goes through its "
                    "Scheduler (the websocket part always uses the in-memory fake)")
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the REST server
+    p.add_argument("--readers-child", nargs=3, help=argparse.SUPPRESS)  # the subscribers
     args = p.parse_args(argv)
     if args.serve:
         return _serve(args.address)
+    if args.readers_child:
+        url, count, expect = args.readers_child
+        return _readers_child(url, int(count), int(expect))
     seconds = args.seconds or (5.0 if args.quick else 30.0)
     readers = args.readers or (100 if args.quick else 500)
     print(f"load average: {loadavg()} (figures are this machine's, shared)")

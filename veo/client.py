@@ -188,10 +188,11 @@ class Cluster(Waits):
         return refs.resolve(self.containers(), ref)
 
     def create_services(self, services: Iterable[Service]) -> list[str]:
-        """Add services the cluster does not have yet, all or none: ServiceExists (a Conflict)
-        naming those it has (``replace_service`` replaces one, ``apply`` a whole file), SpecError
-        when they break the group rules together with the running ones. The Scheduler enforces the
-        cluster policy on each."""
+        """Add services the cluster does not have yet. Checked together before any is added:
+        ServiceExists (a Conflict) naming those it has (``replace_service`` replaces one,
+        ``apply`` a whole file), SpecError when they break the group rules with the running ones.
+        The Scheduler then enforces the cluster policy on each add (a refused one stops the rest;
+        front doors that can check it with positions first, as a cluster.yml body's, do)."""
         from veo.core.bodies import check_additions
 
         new = {svc.name: svc for svc in services}
