@@ -23,7 +23,8 @@ CONTAINER = "/api/containers/{ref}"
 SERVICE_TARGETS = {"GetService": ("get", SERVICE, "name"),
                    "ReplaceService": ("put", SERVICE, "name"),
                    "RemoveService": ("delete", SERVICE, "name"),
-                   "ListItsContainers": ("get", "/api/containers", "service")}
+                   "ListItsContainers": ("get", "/api/containers", "service"),
+                   "History": ("get", SERVICE + "/history", "name")}
 NODE_TARGETS = {"GetNode": ("get", NODE, "name"), "RemoveNode": ("delete", NODE, "name"),
                 "Cordon": ("post", NODE + "/cordon", "name"),
                 "Uncordon": ("post", NODE + "/uncordon", "name"),
