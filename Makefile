@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 VEO := $(VENV)/bin/veo
-APT_PACKAGES := docker.io busybox-static iproute2 util-linux chromium chromium-driver
+APT_PACKAGES := docker.io busybox-static iproute2 util-linux chromium chromium-driver bind9-dnsutils
 # Ray binds the machine's address and its dashboard probes cloud metadata addresses; on these
 # machines anything that starts Ray runs in a network namespace that only has loopback.
 IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo yes)
@@ -36,6 +36,7 @@ system-deps:
 	command -v unshare >/dev/null || missing="$$missing util-linux"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
+	command -v dig >/dev/null || missing="$$missing bind9-dnsutils"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages:$$missing"; \

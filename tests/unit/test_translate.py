@@ -307,8 +307,19 @@ def test_not_docker_field_does_not_reach_docker(field: str) -> None:
         "hosts": {"hosts": ["n2"]},
         "group_policy": {"group": "g", "group_policy": "one_for_one"},
         "on_unhealthy": {"healthcheck": "true", "on_unhealthy": "kill"},
+        "schedule": {"schedule": "@daily"},
+        "time_zone": {"schedule": "@daily", "time_zone": "Europe/Paris"},
+        "overlap": {"schedule": "@daily", "overlap": "replace"},
+        "starting_deadline": {"schedule": "@daily", "starting_deadline": "5m"},
+        "history": {"schedule": "@daily", "history": {"succeeded": 0}},
+        "timeout": {"schedule": "@daily", "timeout": "1h"},
+        "discovery": {"discovery": True},
     }
     reference = {"group": "g"} if field == "group_policy" else {}
     if field == "on_unhealthy":
         reference = {"healthcheck": "true"}
+    if field == "schedule":
+        reference = {"restart": "never"}  # a task's restart default
+    if field in ("time_zone", "overlap", "starting_deadline", "history", "timeout"):
+        reference = {"schedule": "@daily"}
     assert _without_hash(kwargs(**samples[field])) == _without_hash(kwargs(**reference))

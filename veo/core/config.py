@@ -31,6 +31,7 @@ from veo.core.models import (
     Port,
     Service,
     Settings,
+    TaskHistory,
     Ulimit,
     Volume,
     check_cluster_rules,
@@ -129,7 +130,10 @@ def _fields(model: type[pydantic.BaseModel], *extra: str) -> frozenset[str]:
 
 
 _TOP = _Shape(_fields(ClusterSpec), _COMPOSE_TOP, {})
-_SERVICE = _Shape(_fields(Service), _COMPOSE_SERVICE, {"pid": "pid_mode", "scale": "instances"})
+_SERVICE = _Shape(
+    _fields(Service), _COMPOSE_SERVICE,
+    {"pid": "pid_mode", "scale": "instances", "task": "schedule"},  # task: is VEO's spelling
+)
 _HEALTH = _Shape(_fields(HealthCheck, "cmd", "disable"), _COMPOSE_HEALTHCHECK, {})
 _PORT = _Shape(_fields(Port), _COMPOSE_PORT, {})
 _VOLUME = _Shape(_fields(Volume), _COMPOSE_VOLUME, {})
@@ -137,10 +141,12 @@ _ULIMIT = _Shape(_fields(Ulimit), {}, {})
 _NODE = _Shape(_fields(Node, "node"), {}, {})
 _SETTINGS = _Shape(_fields(Settings), {}, {})
 _POLICY = _Shape(_fields(Policy), {}, {})
+_HISTORY = _Shape(_fields(TaskHistory), {}, {})
 
 # every field name any model has: a loc part that is one of these names a key, not a pydantic tag
 _FIELD_NAMES = frozenset().union(
-    *(s.fields for s in (_TOP, _SERVICE, _HEALTH, _PORT, _VOLUME, _ULIMIT, _NODE, _SETTINGS, _POLICY))
+    *(s.fields for s in (_TOP, _SERVICE, _HEALTH, _PORT, _VOLUME, _ULIMIT, _NODE, _SETTINGS, _POLICY,
+                         _HISTORY))
 )
 # the field a model reports an error on -> the spelling the user may have written instead
 _ALIASES = {"name": "node", "test": "cmd", "restart_count": "restart"}
@@ -392,6 +398,8 @@ def _clean_service(doc: _Doc, path: UserPath, body: dict) -> dict:
     out = _clean_mapping(doc, path, body, _SERVICE)
     if isinstance(out.get("healthcheck"), dict):
         out["healthcheck"] = _clean_healthcheck(doc, (*path, "healthcheck"), out["healthcheck"])
+    if isinstance(out.get("history"), dict):
+        out["history"] = _clean_mapping(doc, (*path, "history"), out["history"], _HISTORY)
     for key, shape in (("ports", _PORT), ("volumes", _VOLUME)):
         if isinstance(out.get(key), list):
             out[key] = [

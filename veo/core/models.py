@@ -13,10 +13,12 @@ from __future__ import annotations
 import enum
 import re
 import shlex
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from veo.core import calendar
+from veo.core.calendar import Overlap
 from veo.core.units import parse_duration, parse_size
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -201,6 +203,17 @@ class HealthCheck(Strict):
         return v
 
 
+class TaskHistory(Strict):
+    """How many finished runs of a task keep their container (for ``veo logs``)."""
+
+    succeeded: int = Field(default=3, ge=0)
+    failed: int = Field(default=1, ge=0)
+
+
+# the fields that only mean something on a task (a service with a schedule)
+TASK_FIELDS = ("time_zone", "overlap", "starting_deadline", "history", "timeout")
+
+
 class RestartPolicy(str, enum.Enum):
     never = "never"
     restart = "restart"
@@ -277,6 +290,15 @@ class Service(Strict):
     group_policy: GroupPolicy | None = None
     healthcheck: HealthCheck | None = None
     on_unhealthy: OnUnhealthy = OnUnhealthy.restart
+    # a task: a service with a schedule (VEO's spelling: task:); see veo.core.calendar
+    schedule: list[Annotated[str, BeforeValidator(calendar.cron_text)]] | None = None
+    time_zone: str = "UTC"
+    overlap: Overlap = Overlap.forbid
+    starting_deadline: float | None = Field(default=None, ge=0)
+    history: TaskHistory = Field(default_factory=TaskHistory)
+    timeout: float | None = Field(default=None, gt=0)
+    # served by veo's DNS and pointed at it (dns:, dns_search:); see veo.core.discovery
+    discovery: bool = False
 
     # ---- spellings -------------------------------------------------------------------------------
 
@@ -374,6 +396,42 @@ class Service(Strict):
             return v
         raise ValueError(f"expected a number of instances >= 1 or 'all', got {v!r}")
 
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _schedule(cls, v: Any) -> Any:
+        if v is None:
+            return None
+        items = [v] if isinstance(v, str) else v
+        if not isinstance(items, list) or not items:
+            raise ValueError(f"expected a cron expression like '*/5 * * * *' or a list of them, got {v!r}")
+        return items  # each item is checked on its own, so an error points at its line
+
+    @field_validator("time_zone")
+    @classmethod
+    def _time_zone(cls, v: str) -> str:
+        calendar.zone(v)
+        return v
+
+    @field_validator("starting_deadline", "timeout", mode="before")
+    @classmethod
+    def _task_duration(cls, v: Any) -> Any:
+        return None if v is None else parse_duration(v)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_spelling(cls, v: Any) -> Any:
+        # VEO's record called the schedule 'task'; a task is never restarted unless it says so
+        if not isinstance(v, dict) or not ({"task", "schedule"} & set(v)):
+            return v
+        v = dict(v)
+        if "task" in v:
+            if "schedule" in v:
+                raise ValueError("give either 'task' or 'schedule', not both")
+            v["schedule"] = v.pop("task")
+        if v.get("schedule") is not None:
+            v.setdefault("restart", "never")
+        return v
+
     @model_validator(mode="before")
     @classmethod
     def _restart_spelling(cls, v: Any) -> Any:
@@ -416,6 +474,10 @@ class Service(Strict):
     # ---- derived ---------------------------------------------------------------------------------
 
     @property
+    def is_task(self) -> bool:
+        return self.schedule is not None
+
+    @property
     def effective_policy(self) -> GroupPolicy:
         return self.group_policy or GroupPolicy.one_for_one
 
@@ -443,6 +505,22 @@ def service_rule_errors(svc: Service) -> list[tuple[str, str]]:
     if svc.auto_remove and svc.restart is RestartPolicy.restart and "restart" in given:
         # Docker forbids --rm with a restart policy; a user asking for both most likely erred
         errors.append(("auto_remove", "cannot be combined with restart: restart; use restart: never"))
+    errors.extend(_task_rule_errors(svc, given))
+    return errors
+
+
+def _task_rule_errors(svc: Service, given: set[str]) -> list[tuple[str, str]]:
+    if not svc.is_task:
+        return [(f, "needs a schedule (only a task has one)") for f in TASK_FIELDS if f in given]
+    errors: list[tuple[str, str]] = []
+    if svc.restart is RestartPolicy.restart and svc.restart_on_success:
+        errors.append(("restart", "a task ends: use never or on-failure (with restart_count)"))
+    if svc.instances == "all":
+        errors.append(("instances", "a task runs a number of copies per tick, not 'all'"))
+    elif svc.instances > calendar.RUN_COPIES:
+        errors.append(("instances", f"a task runs at most {calendar.RUN_COPIES} copies per tick"))
+    if svc.group is not None:
+        errors.append(("group", "a task cannot be a member of a group"))
     return errors
 
 

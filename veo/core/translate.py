@@ -42,6 +42,13 @@ NOT_DOCKER_FIELDS: dict[str, str] = {
     "hosts": "placement: which nodes may run the service",
     "group_policy": "supervision: what a failure in the group does to the other members",
     "on_unhealthy": "supervision: veo acts on Docker's health status, Docker itself does not",
+    "schedule": "the Scheduler's task calendar decides when a run is placed",
+    "time_zone": "the task calendar's zone",
+    "overlap": "the Scheduler decides whether a tick starts while a run is active",
+    "starting_deadline": "the task calendar skips ticks that could not start in time",
+    "history": "the Scheduler removes finished runs beyond it",
+    "timeout": "the Scheduler stops a run that takes longer (Docker has no run deadline)",
+    "discovery": "service discovery: whether veo's DNS serves the instances' records",
 }
 
 # Docker's own minimum (the engine refuses less with 'Minimum memory limit allowed is 6MB').
