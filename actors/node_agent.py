@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import ray
 
+from actors import discovery_hook, task_hook  # HOOK(tasks, discovery)
 from actors.common import EventSink, Handles
 from veo.core.converge import identity, plan_converge
 from veo.core.errors import Conflict, EngineUnavailable, VeoError
@@ -190,7 +191,16 @@ class NodeAgent:
             "cpus": info.cpus, "memory": info.memory, "disk": info.disk,
             "instances": [i.view(self.node) for i in self.insts.values()],
             "synced": self.synced,
+            **discovery_hook.report(self),  # HOOK(discovery): dns HOST:PORT, table version
         }
+
+    # ---- HOOK(tasks, discovery): see actors/task_hook.py and actors/discovery_hook.py -----------
+
+    async def discovery(self, table: dict, config: dict) -> str | None:
+        return await discovery_hook.serve(self, table, config)
+
+    async def stop_run(self, key: str, reason: str) -> bool:
+        return await task_hook.stop_run(self, key, reason)
 
     async def restart_instance(self, key: str) -> None:
         """Explicit restart (API/UI): stop and start the one instance, counted, no policy."""

@@ -21,6 +21,7 @@ from collections import deque
 
 import ray
 
+from actors import discovery_hook, task_hook  # HOOK(tasks, discovery)
 from actors.group_supervisor import GroupSupervisor
 from actors.health_checker import HealthChecker
 from actors.node_agent import NodeAgent
@@ -251,12 +252,25 @@ class Scheduler:
             raise NotFound(f"no instance {key}")
         return key, slot.node
 
+    # ---- HOOK(tasks, discovery): front doors of actors/task_hook.py and discovery_hook.py ---------
+
+    async def tasks(self) -> list[dict]:
+        return task_hook.views(self)
+
+    async def run_task(self, name: str) -> dict:
+        self._start()
+        return task_hook.trigger(self, name)
+
+    async def discovery(self, service: str) -> dict:
+        return discovery_hook.lookup(self, service)
+
     # ---- from agents ---------------------------------------------------------------------------
 
     async def record(self, events: list[Event]) -> None:
+        events = await task_hook.enrich(self, events)  # HOOK(tasks): exit code, duration, logs
         self._record(events)
         # a lifecycle change makes the next step (fresh reports) happen now, not at the next tick
-        if any(e.kind in _PROMPT for e in events):
+        if any(e.kind in _PROMPT for e in events) or discovery_hook.prompts(events):  # HOOK(discovery)
             self.wake.set()
 
     def _record(self, events: list[Event]) -> None:
@@ -315,6 +329,7 @@ class Scheduler:
         await self._collect_reports()
         self._plan()
         await self._push()
+        discovery_hook.push(self)  # HOOK(discovery)
 
     async def _membership(self) -> None:
         seen: dict[str, dict] = {}
@@ -361,9 +376,10 @@ class Scheduler:
                 for name in sorted(set(self.nodes) | set(self.expected))]
 
     def _plan(self) -> None:
+        runs = task_hook.before_plan(self)  # HOOK(tasks): due runs, persisted before placing
         result = reconcile(self.services, self._states(), self.slots,
                            strategy=self.settings.placement.value, draining=self.draining,
-                           drain_moves=self._drain_budget())
+                           drain_moves=self._drain_budget(), runs=runs)
         self.unit_members = result.unit_members
         new_slots = {k: self._carry_outcome(k, s) for k, s in result.slots.items()}
         if new_slots != self.slots:
@@ -446,6 +462,7 @@ class Scheduler:
             disk_allocated=alloc[2] if alloc else 0,
             docker_host=report.get("docker_host") if report else None,
             containers=sum(1 for s in self.slots.values() if s.node == name),
+            dns=report.get("dns") if report else None,  # HOOK(discovery)
         )
 
     def _persist_spec(self) -> None:

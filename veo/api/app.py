@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from veo.api import containers, errors, events, nodes, services, system
+from veo.api import containers, errors, events, nodes, services, system, tasks
 from veo.api.deps import ApiSettings, ApiState, ClientFactory, host_allowed, resolve_client
 from veo.api.hub import EventHub
 from veo.api.metrics import LatencyMiddleware, Metrics
@@ -76,7 +76,7 @@ def create_app(client_factory: ClientFactory | None = None, *, token: str | None
     state.hub = EventHub(lambda: resolve_client(app), poll=settings.poll,
                          on_event=state.metrics.on_event)
     errors.install(app)
-    for module in (services, containers, nodes, events):
+    for module in (services, containers, nodes, events, tasks):
         app.include_router(module.router)
     app.include_router(system.router)
     app.include_router(system.guarded)

@@ -26,6 +26,7 @@ import yaml
 from veo.core.errors import SpecError, SpecProblem
 from veo.core.models import (
     ClusterSpec,
+    DiscoverySettings,
     HealthCheck,
     Node,
     Port,
@@ -142,11 +143,12 @@ _NODE = _Shape(_fields(Node, "node"), {}, {})
 _SETTINGS = _Shape(_fields(Settings), {}, {})
 _POLICY = _Shape(_fields(Policy), {}, {})
 _HISTORY = _Shape(_fields(TaskHistory), {}, {})
+_DISCOVERY = _Shape(_fields(DiscoverySettings), {}, {})
 
 # every field name any model has: a loc part that is one of these names a key, not a pydantic tag
 _FIELD_NAMES = frozenset().union(
     *(s.fields for s in (_TOP, _SERVICE, _HEALTH, _PORT, _VOLUME, _ULIMIT, _NODE, _SETTINGS, _POLICY,
-                         _HISTORY))
+                         _HISTORY, _DISCOVERY))
 )
 # the field a model reports an error on -> the spelling the user may have written instead
 _ALIASES = {"name": "node", "test": "cmd", "restart_count": "restart"}
@@ -379,6 +381,10 @@ def _clean(doc: _Doc, data: dict) -> dict:
     for key, shape in (("settings", _SETTINGS), ("policy", _POLICY)):
         if isinstance(top.get(key), dict):
             top[key] = _clean_mapping(doc, (key,), top[key], shape)
+    settings = top.get("settings")
+    if isinstance(settings, dict) and isinstance(settings.get("discovery"), dict):
+        settings["discovery"] = _clean_mapping(doc, ("settings", "discovery"), settings["discovery"],
+                                               _DISCOVERY)
     if isinstance(top.get("nodes"), list):
         top["nodes"] = [
             _clean_mapping(doc, ("nodes", str(i)), n, _NODE) if isinstance(n, dict) else n

@@ -486,7 +486,10 @@ class Service(Strict):
         import hashlib
         import json
 
-        data = self.model_dump(mode="json", exclude={"instances", "roles", "hosts"})
+        # a task's calendar fields shape when runs start, not the container: editing the
+        # schedule must not re-create the runs it already has
+        data = self.model_dump(mode="json", exclude={"instances", "roles", "hosts", *TASK_FIELDS,
+                                                     "schedule"})
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -579,6 +582,18 @@ class PlacementStrategy(str, enum.Enum):
     binpack = "binpack"
 
 
+class DiscoverySettings(Strict):
+    """``settings.discovery``: where each node's veo DNS answers, and how (veo.core.discovery)."""
+
+    host: str | None = None  # None: the node's address (Ray's)
+    # a high port by default (53 needs root and is often taken); a node whose port is taken by
+    # another node on the same address falls back to a free one and reports it
+    port: int = Field(default=8053, ge=0, le=65535)
+    ttl: int = Field(default=1, ge=0, le=5)  # seconds; short, so a change is seen at once
+    # names outside the zone: "resolver" (the node's /etc/resolv.conf), "refuse", or addresses
+    forward: Literal["resolver", "refuse"] | list[str] = "resolver"
+
+
 class Settings(Strict):
     """Cluster-wide knobs (``settings:`` in cluster.yml)."""
 
@@ -590,6 +605,7 @@ class Settings(Strict):
     backoff_max: float = Field(default=30.0, ge=0)
     backoff_factor: float = Field(default=2.0, ge=1)
     orphan_grace: float = Field(default=60.0, ge=0)
+    discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
 
     @field_validator("budget_period", "backoff_initial", "backoff_max", "orphan_grace", mode="before")
     @classmethod

@@ -115,6 +115,7 @@ def reconcile(
     strategy: str = "spread",
     draining: Collection[str] = (),
     drain_moves: int | None = None,
+    runs: Mapping[str, list[int]] | None = None,  # HOOK(tasks): task -> run instances (veo.core.tasks)
 ) -> Result:
     """``draining`` nodes give up everything they run (placed elsewhere under a new generation),
     at most ``drain_moves`` units per call (None: all at once), so a drain can go one group at a
@@ -123,7 +124,7 @@ def reconcile(
     alive = {n.name for n in nodes if n.alive and n.name not in draining}
     cordoned = {n.name for n in nodes if n.cordoned}
     hashes = {name: svc.spec_hash() for name, svc in services.items()}
-    units = units_for(services, nodes)
+    units = units_for(services, nodes, runs)  # HOOK(tasks): runs
     kept: dict[str, Slot] = {}
     to_place: list[tuple[Unit, int]] = []
     result = Result(slots={})

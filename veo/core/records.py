@@ -63,6 +63,7 @@ class NodeView(BaseModel):
     disk_allocated: int = 0
     docker_host: str | None = None
     containers: int = 0
+    dns: str | None = None  # HOST:PORT where the node's veo DNS answers
 
 
 class EventKind(str, enum.Enum):
@@ -81,6 +82,7 @@ class EventKind(str, enum.Enum):
     node_joined = "node_joined"
     node_lost = "node_lost"
     applied = "applied"
+    skipped = "skipped"  # ticks of a scheduled task that did not run (one event per summary)
 
 
 class Event(BaseModel):
@@ -98,3 +100,6 @@ class Event(BaseModel):
     generation: int | None = None
     exit_code: int | None = None
     restarts: int | None = None
+    # a task run's completed/failed event: how long it ran and the last lines it logged
+    duration: float | None = None
+    logs: str | None = None
