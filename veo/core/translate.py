@@ -165,8 +165,15 @@ def _network(svc: Service, problems: list[SpecProblem]) -> dict:
             )
     if svc.dns:
         kw["dns"] = list(svc.dns)
-    if svc.ports:
-        if mode in ("host", "none") or (mode and _container_ref(mode)):
+    if svc.ports and mode == "host":
+        # the container's ports are the node's: Docker publishes nothing, discovery serves them
+        for p in svc.ports:
+            if p.published is not None and p.published != p.target:
+                problems.append(SpecProblem(
+                    f"on the host network the container's port is the node's: {p.published}:"
+                    f"{p.target} cannot be remapped; give {p.target}", path="ports"))
+    elif svc.ports:
+        if mode == "none" or (mode and _container_ref(mode)):
             problems.append(SpecProblem(_ports_need_network(mode), path="ports"))
         else:
             kw["ports"] = _ports(svc.ports)
