@@ -15,6 +15,7 @@ import logging
 import re
 import time
 
+from actors.task_hook import _st, report_field
 from veo.adapters.dns import DnsConfig, DnsServer
 from veo.core.discovery import InstanceRecord, PortRecord, Table, resolve
 from veo.core.models import DiscoverySettings, EventKind, InstanceStatus
@@ -38,11 +39,12 @@ def table_content(sched) -> tuple:
     reported = {}
     for rec in sched.nodes.values():
         if rec.alive and rec.report:
-            for inst in rec.report.get("instances", []):
+            for inst in report_field(rec.report, "instances", []):
                 reported[instance_key(inst.service, inst.instance)] = inst
     records = []
-    for key, slot in sorted(sched.slots.items()):
-        svc = sched.services.get(slot.service)
+    st = _st(sched)
+    for key, slot in sorted(st.slots.items()):
+        svc = st.services.get(slot.service)
         rec = sched.nodes.get(slot.node)
         inst = reported.get(key)
         if svc is None or rec is None or inst is None or inst.generation != slot.generation:
@@ -55,7 +57,7 @@ def table_content(sched) -> tuple:
             health=inst.health.value, has_healthcheck=svc.healthcheck is not None,
             host_network=svc.network_mode == "host",
         ))
-    return tuple(sorted(sched.services)), tuple(records)
+    return tuple(sorted(st.services)), tuple(records)
 
 
 def current(sched) -> Table:
@@ -65,17 +67,16 @@ def current(sched) -> Table:
         sched._dns_content = content
         sched._dns_version = time.time_ns()
     services, records = content
-    return Table(sched.cluster, sched._dns_version, frozenset(services), records)
+    return Table(_st(sched).cluster, sched._dns_version, frozenset(services), records)
 
 
 def push(sched) -> None:
     """HOOK(discovery) in Scheduler._step: send the table to agents that do not have it."""
     table = current(sched)
-    config = sched.settings.discovery.model_dump(mode="json")
+    config = _st(sched).settings.discovery.model_dump(mode="json")
     for rec in sched.nodes.values():
-        report = rec.report or {}
-        if not rec.alive or (report.get("dns_version") == table.version
-                             and report.get("dns_config") == config):
+        if not rec.alive or (report_field(rec.report, "dns_version") == table.version
+                             and report_field(rec.report, "dns_config") == config):
             continue
         try:
             # not awaited: the next report says whether it arrived, and a miss is sent again
@@ -87,7 +88,7 @@ def push(sched) -> None:
 def lookup(sched, service: str) -> dict:
     """HOOK(discovery) Scheduler.discovery: ``GET /api/discovery/{service}``, ``veo resolve``."""
     view = resolve(current(sched), service)
-    view["dns"] = {r.name: (r.report or {}).get("dns") for r in sched.nodes.values() if r.alive}
+    view["dns"] = {r.name: report_field(r.report, "dns") for r in sched.nodes.values() if r.alive}
     return view
 
 

@@ -10,6 +10,10 @@
 * ``views`` and ``trigger`` for ``veo tasks`` and ``veo run``.
 
 Task state lives on the Scheduler as ``_task_states`` and in the store under ``tasks``.
+
+The Scheduler's desired state is read through ``_st`` (``sched.state``, the ``DesiredState`` value
+on main, or the Scheduler's own attributes before it) and agents' reports through ``report_field``
+(``AgentReport`` or a dict), so these hooks survive the Scheduler's rewrite unchanged.
 """
 
 from __future__ import annotations
@@ -31,6 +35,19 @@ LOG_LINES = 10
 LOG_TIMEOUT = 2.0
 
 
+def _st(sched):
+    """The desired state: services, slots, settings, cluster."""
+    return getattr(sched, "state", sched)
+
+
+def report_field(report, name: str, default=None):
+    if report is None:
+        return default
+    if isinstance(report, dict):
+        return report.get(name, default)
+    return getattr(report, name, default)
+
+
 def _states(sched) -> dict[str, TaskState]:
     states = getattr(sched, "_task_states", None)
     if states is None:
@@ -42,18 +59,18 @@ def _states(sched) -> dict[str, TaskState]:
 
 def _save(sched, states: dict[str, TaskState]) -> None:
     sched._task_states = states
-    sched.store.put(STORE_KEY, {n: s.to_json() for n, s in states.items()})
+    sched.store.put_many({STORE_KEY: {n: s.to_json() for n, s in states.items()}})
 
 
 def _tasks(sched) -> dict:
-    return {n: s for n, s in sched.services.items() if s.is_task}
+    return {n: s for n, s in _st(sched).services.items() if s.is_task}
 
 
 def _reported(sched) -> dict[str, object]:
     out = {}
     for rec in sched.nodes.values():
         if rec.alive and rec.report:
-            for inst in rec.report.get("instances", []):
+            for inst in report_field(rec.report, "instances", []):
                 out[instance_key(inst.service, inst.instance)] = inst
     return out
 
@@ -75,7 +92,7 @@ def _runs(sched, name: str, svc, state: TaskState, reported: dict) -> list[Run]:
     out = []
     for tick in state.ticks:
         keys = [instance_key(name, i) for i in instances_of(svc, tick)]
-        slots = [sched.slots.get(k) for k in keys]
+        slots = [_st(sched).slots.get(k) for k in keys]
         outcomes = [s.outcome for s in slots if s is not None]
         starts = [_epoch(getattr(reported.get(k), "started_at", None)) for k in keys]
         starts += [sched._task_marks.get(k, {}).get("started") for k in keys]
@@ -119,7 +136,7 @@ def _drop_unkeepable(sched, tasks: dict, plan) -> None:
         gone = set()
         for tick in state.ticks:
             for i in instances_of(svc, tick):
-                slot = sched.slots.get(instance_key(name, i))
+                slot = _st(sched).slots.get(instance_key(name, i))
                 rec = sched.nodes.get(slot.node) if slot else None
                 if slot is not None and slot.outcome and (
                         rec is None or not rec.alive or slot.spec_hash != svc.spec_hash()):
@@ -134,7 +151,7 @@ def _drop_unkeepable(sched, tasks: dict, plan) -> None:
 def _stop_run(sched, name: str, svc, tick: int, reason: str) -> None:
     for i in instances_of(svc, tick):
         key = instance_key(name, i)
-        slot = sched.slots.get(key)
+        slot = _st(sched).slots.get(key)
         rec = sched.nodes.get(slot.node) if slot else None
         if slot is None or slot.outcome or rec is None or not rec.alive:
             continue
@@ -152,7 +169,7 @@ async def enrich(sched, events: list[Event]) -> list[Event]:
     completed/failed event; the run's result kept for ``veo tasks``."""
     states = _states(sched)
     for ev in events:
-        svc = sched.services.get(ev.service or "")
+        svc = _st(sched).services.get(ev.service or "")
         if svc is None or not svc.is_task or ev.instance is None:
             continue
         key = instance_key(ev.service, ev.instance)
@@ -193,7 +210,7 @@ async def _finish(sched, states: dict, ev: Event, key: str, marks: dict) -> None
 
 def trigger(sched, name: str) -> dict:
     """HOOK(tasks) Scheduler.run_task: ``veo run TASK``."""
-    svc = sched.services.get(name)
+    svc = _st(sched).services.get(name)
     if svc is None:
         raise NotFound(f"no service named {name!r}")
     if not svc.is_task:
@@ -247,21 +264,25 @@ def _iso(t: float | None) -> str | None:
 
 async def stop_run(agent, key: str, reason: str) -> bool:
     """HOOK(tasks) NodeAgent.stop_run: stop a run (timeout, overlap: replace); it counts as
-    failed. Idempotent: a run that is not running any more is left alone."""
+    failed. Idempotent: a run that is not running any more is left alone. Holds the run's lock
+    (the unit's on main, the agent's before) so a pending restart cannot fire in between."""
     from veo.core.models import InstanceStatus
 
     inst = agent.insts.get(key)
     live = (InstanceStatus.running, InstanceStatus.starting, InstanceStatus.backoff)
     if inst is None or inst.status not in live:
         return False
-    inst.status = InstanceStatus.failed  # first: a pending restart (backoff) must not fire
-    exit_code = None
-    async with agent.lock:
+    lock = agent._lock(inst.a.unit) if hasattr(agent, "_lock") else agent.lock
+    async with lock:
+        exit_code = None
         if inst.container_id:
             await agent._stop(inst.container_id, inst.a.service.stop_grace_period)
             state = await asyncio.to_thread(agent.runtime.inspect, inst.container_id)
             exit_code = getattr(state, "exit_code", None)
-    inst.reason, inst.exit_code = reason, exit_code
-    agent._health().unwatch.remote(inst.container_id)
-    agent._emit(EventKind.failed, inst, reason=reason, exit_code=exit_code)
+        agent._health().unwatch.remote(inst.container_id)
+        if hasattr(agent, "_move"):  # the lifecycle table writes the status and the event
+            agent._move(inst, InstanceStatus.failed, reason, exit_code=exit_code)
+        else:
+            inst.status, inst.reason, inst.exit_code = InstanceStatus.failed, reason, exit_code
+            agent._emit(EventKind.failed, inst, reason=reason, exit_code=exit_code)
     return True

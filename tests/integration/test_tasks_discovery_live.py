@@ -56,7 +56,7 @@ def test_a_run_reports_exit_code_duration_and_logs_and_history_is_pruned(world, 
     assert "hello from the run" in ev.logs
     view = task_view(world, name)
     assert view["last_run"]["state"] == "failed" and view["last_run"]["exit_code"] == 3
-    assert view["words"] == "At 00:00 on day 1 in January"
+    assert view["words"] == "At 00:00 on January 1"
     # a second failed run: history keeps one failed run, the first one's container goes
     time.sleep(1.1)  # a manual run is named by its second
     second = world.client.run_task(name)
