@@ -137,7 +137,7 @@ async def serve(agent, table: dict, config: dict) -> str | None:
             server = DnsServer(DnsConfig(dns.host, 0, dns.ttl, dns.forward), Table.from_json(table))
             await server.start()
         agent._dns, agent._dns_config = server, config
-    server.update(Table.from_json(table))
+    await server.update_off_loop(Table.from_json(table))
     return server.address
 
 

@@ -221,3 +221,10 @@ def test_dig(loop: Loop, server: DnsServer) -> None:
     assert "flags: qr aa" in dig(server, "web.veo")
     loop.call(server.update, table(2, web(7, "10.1.0.7")))
     assert dig(server, "+short", "web.veo").split() == ["10.1.0.7"]
+
+
+def test_update_off_the_loop_keeps_answering(loop: Loop, server: DnsServer) -> None:
+    big = table(9, *[web(i, f"10.3.{i // 250}.{i % 250 + 1}") for i in range(2000)])
+    assert loop.run(server.update_off_loop(big)) is True
+    assert len(resolver(server).resolve("web.prod.veo", "A")) == 2000
+    assert loop.run(server.update_off_loop(table(8, web(0, "10.1.0.1")))) is False  # older

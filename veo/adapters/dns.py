@@ -63,10 +63,28 @@ class DnsServer:
     def update(self, table: Table) -> bool:
         """Serve ``table`` from now on; an older version than the one served is ignored (tables
         can arrive out of order). Returns whether it was taken."""
-        if table.version < self.zone.version and table.cluster == self.zone.table.cluster:
+        if self._stale(table):
             return False
-        self.zone = Zone(table, ttl=self.config.ttl, root=self.config.domain)
+        return self.swap(self.build(table))
+
+    async def update_off_loop(self, table: Table) -> bool:
+        """``update``, with the zone built in a thread: a large table (10,000 instances: a few
+        tenths of a second) must not hold up the loop the queries and engine events share."""
+        if self._stale(table):
+            return False
+        return self.swap(await asyncio.to_thread(self.build, table))
+
+    def build(self, table: Table) -> Zone:
+        return Zone(table, ttl=self.config.ttl, root=self.config.domain)
+
+    def swap(self, zone: Zone) -> bool:
+        if self._stale(zone.table):
+            return False
+        self.zone = zone  # one assignment: a query sees the old zone or the new one
         return True
+
+    def _stale(self, table: Table) -> bool:
+        return table.version < self.zone.version and table.cluster == self.zone.table.cluster
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()

@@ -24,7 +24,6 @@ Rules:
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from typing import Iterable, Literal
 
@@ -164,36 +163,30 @@ class Zone:
         return self.table.version
 
     def _add_suffix(self, suffix: str) -> None:
-        self._node(suffix)
+        # every name is registered with its parents (empty non-terminals answer NOERROR, RFC
+        # 8020); the shape is fixed, so no general walk up the tree is needed
+        names = self.names
+        names.setdefault(suffix, Node())
         for service in self.table.services | {r.service for r in self.table.records}:
-            self._node(f"{service.lower()}.{suffix}")
+            names.setdefault(f"{service.lower()}.{suffix}", Node())
         for r in self.table.records:
             base = f"{r.service.lower()}.{suffix}"
             one = f"{r.instance}.{base}"
-            self._node(one)
+            node = names.setdefault(one, Node())
             if not r.served:
                 continue
-            family = _family(r.node_address)
-            for name in (base, one):
-                addrs = getattr(self._node(name), family)
+            family = "aaaa" if ":" in r.node_address else "a"  # addresses come from Ray: valid
+            for target in (names[base], node):
+                addrs = getattr(target, family)
                 if r.node_address not in addrs:
                     addrs.append(r.node_address)
             for p in r.ports:
                 port = p.target if r.host_network else p.published
                 if port is None:
                     continue
-                srv_name = f"{p.label}.{base}"
-                self._node(srv_name).srv.append(Srv(0, 10, port, one + "."))
-
-    def _node(self, name: str) -> Node:
-        # also register the parents (empty non-terminals answer NOERROR, RFC 8020)
-        node = self.names.get(name)
-        if node is None:
-            node = self.names[name] = Node()
-            parent = name.partition(".")[2]
-            if parent and any(parent == s or parent.endswith("." + s) for s in self.suffixes):
-                self._node(parent)
-        return node
+                label = p.label
+                names.setdefault(f"{label.partition('.')[2]}.{base}", Node())  # _tcp.<base>
+                names.setdefault(f"{label}.{base}", Node()).srv.append(Srv(0, 10, port, one + "."))
 
     def inside(self, name: str) -> bool:
         name = normalise(name)
@@ -223,10 +216,6 @@ class Zone:
             aaaa=tuple(node.aaaa) if "AAAA" in want else (),
             srv=srv, extra=tuple(extra),
         )
-
-
-def _family(address: str) -> str:
-    return "aaaa" if ipaddress.ip_address(address).version == 6 else "a"
 
 
 def resolve(table: Table, service: str) -> dict:
