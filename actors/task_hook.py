@@ -35,6 +35,11 @@ LOG_LINES = 10
 LOG_TIMEOUT = 2.0
 
 
+def _now(sched) -> float:
+    """The time (a Scheduler may carry a ``clock``: tests drive the calendar with one)."""
+    return getattr(sched, "clock", time.time)()
+
+
 def _st(sched):
     """The desired state: services, slots, settings, cluster."""
     return getattr(sched, "state", sched)
@@ -100,7 +105,7 @@ def _runs(sched, name: str, svc, state: TaskState, reported: dict) -> list[Run]:
         if len(outcomes) == len(keys) and all(outcomes):
             result = state.results.get(str(tick), {})
             outcome = "failed" if "failed" in outcomes else "succeeded"
-            out.append(Run(tick, started, result.get("finished", time.time()), outcome,
+            out.append(Run(tick, started, result.get("finished", _now(sched)), outcome,
                            result.get("exit_code"), tick in state.manual))
         else:
             out.append(Run(tick, started, manual=tick in state.manual))
@@ -115,7 +120,7 @@ def before_plan(sched) -> dict[str, list[int]]:
         return {}
     reported = _reported(sched)
     runs = {n: _runs(sched, n, svc, states.get(n, TaskState()), reported) for n, svc in tasks.items()}
-    plan = plan_tasks(tasks, states, runs, time.time())
+    plan = plan_tasks(tasks, states, runs, _now(sched))
     _drop_unkeepable(sched, tasks, plan)
     if plan.states != states:
         _save(sched, plan.states)  # desired state before acting: the cursor fences a second start
@@ -216,7 +221,8 @@ def trigger(sched, name: str) -> dict:
     if not svc.is_task:
         raise Conflict(f"{name!r} is a service, not a task (it has no schedule)")
     states = _states(sched)
-    state, tick = _trigger(states.get(name, TaskState(cursor=time.time())), time.time())
+    now = _now(sched)
+    state, tick = _trigger(states.get(name, TaskState(cursor=now)), now)
     _save(sched, {**states, name: state})
     sched.wake.set()
     return {"task": name, "tick": tick,
@@ -228,7 +234,7 @@ def views(sched) -> list[dict]:
     states = _states(sched)
     reported = _reported(sched)
     out = []
-    now = time.time()
+    now = _now(sched)
     for name, svc in sorted(_tasks(sched).items()):
         state = states.get(name, TaskState())
         runs = _runs(sched, name, svc, state, reported)
