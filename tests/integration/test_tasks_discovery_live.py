@@ -172,3 +172,32 @@ def test_resolve_and_nodes_show_discovery(world, names):
     assert view["addresses"] == ["127.0.0.1"] and view["srv"][0]["port"] == 80
     assert view["names"] == [f"{name.lower()}.veo.veo", f"{name.lower()}.veo"]
     assert all(v for v in view["dns"].values())
+
+
+def test_cli_tasks_run_resolve_and_nodes_dns(world, names):
+    import json
+
+    from typer.testing import CliRunner
+
+    from veo.cli.app import app
+
+    runner = CliRunner()
+
+    def veo(*args: str, code: int = 0) -> str:
+        result = runner.invoke(app, [*args, "--address", world.cluster.address])
+        assert result.exit_code == code, result.output
+        return result.output
+
+    name = names("clitask")
+    world.client.add_service(task(name, ["sh", "-c", "echo from cli"], schedule="@hourly"))
+    tasks = [t for t in json.loads(veo("tasks", "--json")) if t["name"] == name]
+    assert tasks[0]["words"] == "At the start of every hour" and tasks[0]["next_run"].endswith(":00:00Z")
+    started = json.loads(veo("run", name, "--json"))
+    wait_for(lambda: finished_events(world, name), 60, what="the CLI's run to end")
+    assert name in veo("tasks")  # the table
+    ps = [r for r in json.loads(veo("ps", "--json")) if r["service"] == name]
+    assert [f"{r['service']}#{r['instance']}" for r in ps] == started["instances"]
+    nodes = json.loads(veo("nodes", "--json"))
+    assert all(n["dns"] and n["dns"].count(":") == 1 for n in nodes if n["alive"])
+    veo("resolve", f"nope{name}", code=1)
+    assert json.loads(veo("resolve", name, "--json"))["known"] is True
