@@ -228,3 +228,22 @@ def test_update_off_the_loop_keeps_answering(loop: Loop, server: DnsServer) -> N
     assert loop.run(server.update_off_loop(big)) is True
     assert len(resolver(server).resolve("web.prod.veo", "A")) == 2000
     assert loop.run(server.update_off_loop(table(8, web(0, "10.1.0.1")))) is False  # older
+
+
+def test_no_forwarding_for_public_askers(loop: Loop) -> None:
+    from veo.adapters.dns import _private
+
+    assert _private("127.0.0.1") and _private("10.1.2.3") and _private("fd00::1")
+    assert not _private("8.8.8.8") and not _private("2001:4860::1") and not _private("junk")
+    upstream = start(loop, DnsConfig(domain="corp"), Table("other", 1, frozenset({"api"}),
+                                                           (InstanceRecord("api", 0, "x", "10.9.0.1"),)))
+    srv = start(loop, DnsConfig(forward=(f"127.0.0.1:{upstream.port}",)), table(1))
+    try:
+        wire = dns.message.make_query("api.other.corp", "A").to_wire()
+        public = dns.message.from_wire(loop.run(srv.handle(wire, tcp=False, client="8.8.4.4")))
+        assert public.rcode() == dns.rcode.REFUSED and upstream.queries == 0
+        local = dns.message.from_wire(loop.run(srv.handle(wire, tcp=False, client="127.0.0.1")))
+        assert local.rcode() == dns.rcode.NOERROR and upstream.queries == 1
+    finally:
+        loop.run(srv.stop())
+        loop.run(upstream.stop())

@@ -10,6 +10,7 @@ beyond the TTL the answer carries (0-5 s).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import struct
 from dataclasses import dataclass
@@ -116,8 +117,10 @@ class DnsServer:
 
     # ---- one query ---------------------------------------------------------------------------
 
-    async def handle(self, wire: bytes, *, tcp: bool) -> bytes | None:
-        """The response to one query message, or None (unparsable: dropped, as servers do)."""
+    async def handle(self, wire: bytes, *, tcp: bool, client: str | None = None) -> bytes | None:
+        """The response to one query message, or None (unparsable: dropped, as servers do).
+        ``client``: the asker's address; only private and loopback askers are forwarded for, so a
+        node's DNS on a public address is no open resolver."""
         self.queries += 1
         try:
             query = dns.message.from_wire(wire)
@@ -131,6 +134,8 @@ class DnsServer:
         q = query.question[0]
         answer = self.zone.answer(q.name.to_text(), dns.rdatatype.to_text(q.rdtype))
         if answer.rcode == "OUTSIDE":
+            if client is not None and not _private(client):
+                return _error(query, dns.rcode.REFUSED, tcp)
             return await self._outside(query, wire, tcp)
         return _wire(_response(query, q, answer), query, tcp)
 
@@ -158,7 +163,8 @@ class DnsServer:
                 head = await asyncio.wait_for(reader.readexactly(2), timeout=10)
                 (size,) = struct.unpack("!H", head)
                 wire = await asyncio.wait_for(reader.readexactly(size), timeout=10)
-                out = await self.handle(wire, tcp=True)
+                peer = writer.get_extra_info("peername")
+                out = await self.handle(wire, tcp=True, client=peer[0] if peer else None)
                 if out is None:
                     break
                 writer.write(struct.pack("!H", len(out)) + out)
@@ -182,7 +188,7 @@ class _Udp(asyncio.DatagramProtocol):
 
     async def _reply(self, data: bytes, addr) -> None:
         try:
-            out = await self.server.handle(data, tcp=False)
+            out = await self.server.handle(data, tcp=False, client=addr[0])
         except Exception:  # one bad query must never stop the server
             log.exception("DNS query from %s failed", addr)
             return
@@ -232,6 +238,14 @@ def _wire(resp: dns.message.Message, query: dns.message.Message, tcp: bool) -> b
         resp.additional.clear()
         resp.flags |= dns.flags.TC
         return resp.to_wire(max_size=limit)
+
+
+def _private(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.split("%")[0])
+    except ValueError:
+        return False
+    return ip.is_private or ip.is_loopback or ip.is_link_local
 
 
 def _error(query: dns.message.Message, rcode: int, tcp: bool) -> bytes:
