@@ -148,3 +148,19 @@ def report(agent) -> dict:
         return {"dns": None, "dns_version": None, "dns_config": None}
     return {"dns": server.address, "dns_version": server.zone.version,
             "dns_config": getattr(agent, "_dns_config", None)}
+
+
+def container_dns(agent, svc) -> dict:
+    """HOOK(discovery) in NodeAgent._create: ``dns``/``dns_search`` for a container with
+    ``discovery: true`` (see veo.core.discovery.container_dns); when it cannot work, the create
+    goes ahead without them and the reason is logged once per service."""
+    from veo.core.discovery import container_dns as options
+
+    server: DnsServer | None = getattr(agent, "_dns", None)
+    out, why = options(svc.discovery, svc.network_mode, list(svc.dns), agent.cluster,
+                       server.address if server else None, server.config.domain if server else "veo")
+    warned = agent.__dict__.setdefault("_dns_warned", set())
+    if why and svc.name not in warned:
+        warned.add(svc.name)
+        log.warning("%s: %s", svc.name, why)
+    return out

@@ -410,6 +410,7 @@ class NodeAgent:
         a = inst.a
         kwargs = create_kwargs(a.service, cluster=self.cluster, instance=a.instance,
                                generation=a.generation, node=self.node)
+        kwargs.update(discovery_hook.container_dns(self, a.service))  # HOOK(discovery)
         inst.container_id = await asyncio.to_thread(self.runtime.create, kwargs)
 
     def _start_later(self, inst: Inst, restarted: bool, delay: float, reason: str) -> None:

@@ -110,3 +110,24 @@ def test_resolve_view() -> None:
     assert len(view["instances"]) == 6 and view["names"] == ["web.prod.veo", "web.veo"]
     assert resolve(TABLE, "nope")["known"] is False
     assert resolve(TABLE, "Cache")["instances"][0]["container_addresses"] == ["172.17.0.2"]
+
+
+@pytest.mark.parametrize(
+    ("discovery", "mode", "address", "options", "why"),
+    [
+        (False, None, "10.0.0.1:53", {}, None),
+        (True, None, "10.0.0.1:53", {"dns": ["10.0.0.1", "1.1.1.1"], "dns_search": ["prod.veo"]}, None),
+        (True, "bridge", "[fd00::1]:53", {"dns": ["fd00::1", "1.1.1.1"], "dns_search": ["prod.veo"]}, None),
+        (True, "host", "10.0.0.1:53", {}, "network_mode host has no DNS of its own"),
+        (True, "none", "10.0.0.1:53", {}, "network_mode none"),
+        (True, None, "10.0.0.1:8053", {}, "only at port 53"),
+        (True, None, "127.0.0.1:53", {}, "a container cannot reach"),
+        (True, None, None, {}, "not running yet"),
+    ],
+)
+def test_container_dns_options(discovery, mode, address, options, why) -> None:
+    from veo.core.discovery import container_dns
+
+    got, reason = container_dns(discovery, mode, ["1.1.1.1"], "Prod", address)
+    assert got == options
+    assert (reason is None) if why is None else (why in reason)

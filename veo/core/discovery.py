@@ -242,3 +242,27 @@ def resolve(table: Table, service: str) -> dict:
 def table_from(cluster: str, version: int, services: Iterable[str],
                records: Iterable[InstanceRecord]) -> Table:
     return Table(cluster, version, frozenset(services), tuple(records))
+
+
+def container_dns(discovery: bool, network_mode: str | None, own_dns: list[str], cluster: str,
+                  dns_address: str | None, root: str = ROOT) -> tuple[dict, str | None]:
+    """Create options that point an opted-in container (``discovery: true``) at its node's veo
+    DNS: ``dns`` first, then the service's own, and ``dns_search`` with the cluster's domain, so
+    ``db`` resolves as ``db.<cluster>.veo``. Returns ``({}, why)`` when that cannot work: Docker
+    refuses ``dns`` on the host network, a container has no DNS without a network, Docker's
+    ``dns`` option can only name port 53, and the node's loopback is not the container's."""
+    if not discovery:
+        return {}, None
+    if network_mode in ("host", "none") or (network_mode or "").startswith("container:"):
+        return {}, (f"discovery: network_mode {network_mode} has no DNS of its own "
+                    "(host shares the node's resolv.conf)")
+    if not dns_address:
+        return {}, "discovery: this node's veo DNS is not running yet"
+    host, _, port = dns_address.rpartition(":")
+    host = host.strip("[]")
+    if port != "53":
+        return {}, (f"discovery: the node's veo DNS answers on {dns_address}; Docker can point a "
+                    "container only at port 53 (settings.discovery.port: 53)")
+    if host.startswith("127.") or host == "::1":
+        return {}, f"discovery: the node's veo DNS is on {host}, which a container cannot reach"
+    return {"dns": [host, *own_dns], "dns_search": [f"{cluster.lower()}.{normalise(root)}"]}, None
