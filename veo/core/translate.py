@@ -48,7 +48,7 @@ NOT_DOCKER_FIELDS: dict[str, str] = {
     "starting_deadline": "the task calendar skips ticks that could not start in time",
     "history": "the Scheduler removes finished runs beyond it",
     "timeout": "the Scheduler stops a run that takes longer (Docker has no run deadline)",
-    "discovery": "service discovery: whether veo's DNS serves the instances' records",
+    "discovery": "the agent adds dns/dns_search for the node's veo DNS (veo.core.discovery.container_dns)",
 }
 
 # Docker's own minimum (the engine refuses less with 'Minimum memory limit allowed is 6MB').
