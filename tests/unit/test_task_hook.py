@@ -44,6 +44,13 @@ class FakeScheduler:
                                                 self.services[name].spec_hash()))
 
 
+def reloaded(svc: Service) -> dict[str, Service]:
+    """The services as a restarted Scheduler has them: read back from the store."""
+    from veo.adapters.store import dump_service, load_service
+
+    return {svc.name: load_service(dump_service(svc))}
+
+
 def job(**kw) -> Service:
     return Service(name="job", image="veo/busybox", schedule="*/5 * * * *", **kw)
 
@@ -58,18 +65,18 @@ def test_a_killed_scheduler_never_starts_a_tick_twice_and_catches_up_once() -> N
     assert runs == {"job": [run_instance(T0 + 300)]}
     s1.place(runs)
     # killed right after the plan was persisted, before anything was told to the agents
-    s2 = FakeScheduler(store, {"job": svc}, T0 + 302)
+    s2 = FakeScheduler(store, reloaded(svc), T0 + 302)
     s2.slots = dict(s1.slots)  # the slots are persisted with the plan
     assert task_hook.before_plan(s2) == runs  # the same run, not a second one
     # down for an hour: at most one run, for the latest tick, the rest as one event
-    s3 = FakeScheduler(store, {"job": svc}, T0 + 3600 + 30)
+    s3 = FakeScheduler(store, reloaded(svc), T0 + 3600 + 30)
     s3.slots = dict(s1.slots)
     runs = task_hook.before_plan(s3)
     assert runs == {"job": [run_instance(T0 + 300), run_instance(T0 + 3600)]}
     assert [e.kind for e in s3.recorded] == [EventKind.skipped]
     assert s3.recorded[0].reason.startswith("10 tick(s) skipped (missed)")
     # down past the deadline: nothing starts, the missed ticks are one event
-    s4 = FakeScheduler(store, {"job": svc}, T0 + 7200 + 150)
+    s4 = FakeScheduler(store, reloaded(svc), T0 + 7200 + 150)
     s4.slots = dict(s1.slots)
     assert len(task_hook.before_plan(s4)["job"]) == 2
     assert s4.recorded[0].reason.startswith("12 tick(s) skipped (missed)")
@@ -82,7 +89,7 @@ def test_forbid_after_restart_sees_the_active_run() -> None:
     task_hook.before_plan(s1)
     s1.now = T0 + 301
     s1.place(task_hook.before_plan(s1))
-    s2 = FakeScheduler(store, {"job": svc}, T0 + 601)
+    s2 = FakeScheduler(store, reloaded(svc), T0 + 601)
     s2.slots = dict(s1.slots)
     assert task_hook.before_plan(s2) == {"job": [run_instance(T0 + 300)]}
     assert "overlap: forbid" in s2.recorded[0].reason
@@ -111,6 +118,20 @@ def test_finished_runs_report_results_and_are_pruned() -> None:
     view = task_hook.views(s)[0]
     assert view["last_run"]["state"] == "succeeded" and view["last_run"]["duration"] == 2.0
     assert view["words"] == "Every fifth minute of every hour" and view["next_run"].endswith(":15:00Z")
+
+
+def test_a_finished_run_survives_a_restart_as_history() -> None:
+    store = MemoryStore()
+    svc = job()
+    s1 = FakeScheduler(store, {"job": svc}, T0)
+    task_hook.before_plan(s1)
+    s1.now = T0 + 301
+    s1.place(task_hook.before_plan(s1))
+    key = instance_key("job", run_instance(T0 + 300))
+    s1.slots[key] = Slot(**{**s1.slots[key].to_json(), "outcome": "completed"})
+    s2 = FakeScheduler(store, reloaded(svc), T0 + 302)
+    s2.slots = dict(s1.slots)
+    assert task_hook.before_plan(s2) == {"job": [run_instance(T0 + 300)]}  # kept, not dropped
 
 
 def test_trigger() -> None:

@@ -116,3 +116,17 @@ def test_task_calendar_fields_do_not_change_the_spec_hash() -> None:
 def test_discovery_flag() -> None:
     assert load_one("discovery: true").discovery is True
     assert any("discovery: expected true or false" in p for p in problems("discovery: maybe"))
+
+
+def test_a_task_reloads_as_the_same_service() -> None:
+    # the Scheduler stores services and reads them back after a restart: the spec hash (which
+    # fences the runs' containers) must not change on the way
+    from veo.adapters.store import dump_service, load_service
+
+    for extra in ({}, {"restart": "on-failure", "restart_count": 2}, {"task": "@daily"}):
+        body = {"name": "job", "image": "veo/busybox", "schedule": "* * * * *", **extra}
+        if "task" in extra:
+            body.pop("schedule")
+        svc = Service.model_validate(body)
+        again = load_service(dump_service(svc))
+        assert again == svc and again.spec_hash() == svc.spec_hash()

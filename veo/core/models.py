@@ -428,8 +428,11 @@ class Service(Strict):
             if "schedule" in v:
                 raise ValueError("give either 'task' or 'schedule', not both")
             v["schedule"] = v.pop("task")
-        if v.get("schedule") is not None:
-            v.setdefault("restart", "never")
+        if v.get("schedule") is not None and "restart" not in v:
+            # both, as the 'never' spelling gives them: a reload (which sees restart: never
+            # written out) must make the same service, or its spec hash would change
+            v["restart"] = "never"
+            v.setdefault("restart_on_success", False)
         return v
 
     @model_validator(mode="before")
