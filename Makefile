@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 VEO := $(VENV)/bin/veo
-APT_PACKAGES := docker.io busybox-static iproute2 util-linux chromium chromium-driver redis-server docker-registry
+APT_PACKAGES := docker.io busybox-static iproute2 util-linux chromium chromium-driver redis-server docker-registry bind9-dnsutils
 # Ray binds the machine's address and its dashboard probes cloud metadata addresses; on these
 # machines anything that starts Ray runs in a network namespace that only has loopback.
 IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo yes)
@@ -38,6 +38,7 @@ system-deps:
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v docker-registry >/dev/null || missing="$$missing docker-registry"; \
+	command -v dig >/dev/null || missing="$$missing bind9-dnsutils"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages:$$missing"; \

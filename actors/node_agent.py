@@ -27,6 +27,7 @@ import time
 
 import ray
 
+from actors import discovery_hook, task_hook  # HOOK(tasks, discovery)
 from actors.common import EventSink, Handles
 from veo.adapters.docker_api import DockerRuntime
 from veo.core.converge import identity, plan_converge
@@ -189,7 +190,16 @@ class NodeAgent:
         info = await asyncio.to_thread(self.runtime.info)
         return AgentReport(node=self.node, docker_host=self.docker_host, cpus=info.cpus,
                            memory=info.memory, disk=info.disk, synced=self.synced,
-                           instances=[i.view(self.node) for i in self.insts.values()])
+                           instances=[i.view(self.node) for i in self.insts.values()],
+                           **discovery_hook.report(self))  # where its DNS answers, which table
+
+    # ---- HOOK(tasks, discovery): see actors/task_hook.py and actors/discovery_hook.py -----------
+
+    async def discovery(self, table: dict, config: dict) -> str | None:
+        return await discovery_hook.serve(self, table, config)
+
+    async def stop_run(self, key: str, reason: str) -> bool:
+        return await task_hook.stop_run(self, key, reason)
 
     async def restart_instance(self, key: str) -> None:
         """Explicit restart (API/UI): stop and start the one instance, counted, no policy."""
@@ -398,9 +408,9 @@ class NodeAgent:
                                generation=a.generation, node=self.node)
         # the image present first: built (veo's own) or pulled per pull_policy. ImageNotFound is
         # permanent (fails); RegistryUnavailable is an EngineUnavailable: the next converge retries
-
         await asyncio.to_thread(ensure_image, self.runtime, a.service.image, a.service.pull_policy)
-        kwargs = await asyncio.to_thread(  # compose hook: networks, volumes, secret files
+        kwargs.update(discovery_hook.container_dns(self, a.service))  # dns: the node's veo DNS
+        kwargs = await asyncio.to_thread(  # networks, volumes, secret files
             prepare, self.runtime, a.service, self.cluster, kwargs)
         inst.container_id = await asyncio.to_thread(self.runtime.create, kwargs)
 

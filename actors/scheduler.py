@@ -23,6 +23,7 @@ from collections import deque
 
 import ray
 
+from actors import discovery_hook, task_hook  # HOOK(tasks, discovery)
 from actors.group_supervisor import GroupSupervisor
 from actors.health_checker import HealthChecker
 from actors.node_agent import NodeAgent
@@ -260,13 +261,27 @@ class Scheduler:
             raise NotFound(f"no instance {key}")
         return key, slot.node
 
+    # ---- HOOK(tasks, discovery): front doors of actors/task_hook.py and discovery_hook.py ---------
+
+    async def tasks(self) -> list[dict]:
+        return task_hook.views(self)
+
+    async def run_task(self, name: str) -> dict:
+        self._start()
+        return task_hook.trigger(self, name)
+
+    async def discovery(self, service: str) -> dict:
+        return discovery_hook.lookup(self, service)
+
     # ---- from agents ---------------------------------------------------------------------------
 
     async def record(self, events: list[Event]) -> None:
+        events = await task_hook.enrich(self, events)  # HOOK(tasks): exit code, duration, logs
         self._record(events)
         self._commit(wake=False)
-        # a lifecycle move makes the next step (fresh reports) happen now, not at the next tick
-        if any(e.status is not None for e in events):
+        # a lifecycle move or a health change (the DNS answers follow health) makes the next step
+        # (fresh reports) happen now, not at the next tick
+        if any(e.status is not None for e in events) or discovery_hook.prompts(events):
             self.wake.set()
 
     def _record(self, events: list[Event]) -> None:
@@ -305,6 +320,7 @@ class Scheduler:
         await self._collect_reports()
         self._plan()
         await self._push()
+        discovery_hook.push(self)  # HOOK(discovery)
 
     async def _membership(self) -> None:
         seen: dict[str, dict] = {}
@@ -365,7 +381,8 @@ class Scheduler:
             self.state.pending_notes += rollout.advance_updates(
                 self.state, views, self.unit_members, time.time())
         result = self.state.plan(self._states(), drain_moves=self._drain_budget(),
-                                 held=self._held_back())
+                                 held=self._held_back(),
+                                 runs=task_hook.before_plan(self))  # due runs, persisted first
         self.unit_members = result.unit_members
         # until every live node has reported, "pending" reasons would only say "not reported yet"
         reported = all(rec.report for rec in self.nodes.values() if rec.alive)
@@ -445,4 +462,5 @@ class Scheduler:
             disk_allocated=alloc[2] if alloc else 0,
             docker_host=report.docker_host if report else None,
             containers=sum(1 for s in self.state.slots.values() if s.node == name),
+            dns=report.dns if report else None,
         )

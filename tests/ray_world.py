@@ -26,7 +26,9 @@ NODES = [("uno", "front"), ("dos", "back"), ("tres", "back")]
 CAPACITY = dict(cpus=4, memory="4g", disk="20g")
 # quick budgets and back-offs so supervision tests run in seconds
 TEST_SETTINGS = dict(backoff_initial=0.05, backoff_max=2.0, budget_restarts=50, budget_period=60,
-                     orphan_grace=2.0)
+                     orphan_grace=2.0,
+                     # no outside traffic: names outside the zone are refused, not forwarded
+                     discovery={"forward": "refuse"})
 
 
 def wait_for(pred: Callable[[], T], timeout: float = 30.0, interval: float = 0.2, what: str = "") -> T:

@@ -156,6 +156,19 @@ class Cluster(Waits):
     def logs(self, service: str, instance: int = 0, tail: int = 100) -> str:
         return _call(self._s.logs.remote(service, instance, tail))
 
+    def tasks(self) -> list[dict]:
+        """Each scheduled task: its schedule in words, next run, last run, runs kept."""
+        return _call(self._s.tasks.remote())
+
+    def run_task(self, name: str) -> dict:
+        """Start a run of task ``name`` now (``veo run``); returns its tick and instance keys."""
+        return _call(self._s.run_task.remote(name))
+
+    def resolve(self, service: str) -> dict:
+        """What discovery answers for ``service``: addresses, SRV ports, every instance's record
+        (served or not, and why), and where each node's DNS answers."""
+        return _call(self._s.discovery.remote(service))
+
     def events(self, since: int | None = None, follow: bool = False,
                poll: float = 10.0) -> Iterator[Event]:
         """Events after index ``since`` (recent ones when None); with follow, waits for more."""

@@ -224,6 +224,29 @@ class FakeCluster(_RolloutFake, Cluster):
         lines = [f"{service} line {n}\n" for n in range(5)]
         return "".join(lines[-tail:]) if tail else ""
 
+    def tasks(self) -> list[dict]:
+        from veo.core.calendar import explain
+
+        return [{"name": s.name, "schedule": s.schedule, "words": explain(s.schedule),
+                 "time_zone": s.time_zone, "overlap": s.overlap.value, "next_run": None,
+                 "last_run": None, "active": 0, "runs": []}
+                for s in self._services.values() if s.is_task]
+
+    def run_task(self, name: str) -> dict:
+        svc = self._services.get(name)
+        if svc is None:
+            raise NotFound(f"no service named {name!r}")
+        if not svc.is_task:
+            raise Conflict(f"{name!r} is a service, not a task (it has no schedule)")
+        return {"task": name, "tick": int(time.time()), "instances": []}
+
+    def resolve(self, service: str) -> dict:
+        from veo.core.discovery import InstanceRecord, Table, resolve
+
+        records = [InstanceRecord(i.service, i.instance, i.node or "", "10.0.0.1")
+                   for i in self._instances.values() if i.service == service]
+        return resolve(Table(self.name, 1, frozenset(self._services), tuple(records)), service)
+
     def events_batch(self, since: int | None = None, limit: int = 1000,
                      wait: float = 0.0) -> list[Event]:
         """As ``Cluster.events_batch``: one long poll (the hub's only call)."""

@@ -67,6 +67,8 @@ CASES: list[tuple[str, dict, dict]] = [
     ("devices", {"devices": ["/dev/fuse:/dev/fuse:rwm"]}, {"devices": ["/dev/fuse:/dev/fuse:rwm"]}),
     ("network none", {"network_mode": "none"}, {"network_mode": "none"}),
     ("network host", {"network_mode": "host"}, {"network_mode": "host"}),
+    # declared for discovery (the node's ports); Docker is given none
+    ("ports on host", {"ports": ["80", "53:53/udp"], "network_mode": "host"}, {"network_mode": "host"}),
     ("network container", {"network_mode": "container:db"}, {"network_mode": "container:db"}),
     ("pid host", {"pid_mode": "host"}, {"pid_mode": "host"}),
     ("pid container", {"pid_mode": "container:x"}, {"pid_mode": "container:x"}),
@@ -174,9 +176,8 @@ def test_labels_without_group_are_empty_strings() -> None:
 # --------------------------------------------------------------------------------------------------
 
 REFUSALS: list[tuple[str, dict, str, str]] = [
-    ("ports with host", {"ports": ["80"], "network_mode": "host"}, "ports",
-     "published ports need a network; with network_mode 'host' the container uses the host's "
-     "ports directly"),
+    ("remapped port with host", {"ports": ["8080:80"], "network_mode": "host"}, "ports",
+     "on the host network the container's port is the node's: 8080:80 cannot be remapped"),
     ("ports with none", {"ports": ["80"], "network_mode": "none"}, "ports",
      "network_mode 'none' has none"),
     ("ports with container", {"ports": ["80"], "network_mode": "container:db"}, "ports",
@@ -332,8 +333,19 @@ def test_not_docker_field_does_not_reach_docker(field: str) -> None:
         "secrets": {"secrets": [{"source": "s", "target": "/run/secrets/s", "content": "x"}]},
         "configs": {"configs": [{"kind": "config", "source": "c", "target": "/c", "content": "y"}]},
         "pull_policy": {"pull_policy": "always"},
+        "schedule": {"schedule": "@daily"},
+        "time_zone": {"schedule": "@daily", "time_zone": "Europe/Paris"},
+        "overlap": {"schedule": "@daily", "overlap": "replace"},
+        "starting_deadline": {"schedule": "@daily", "starting_deadline": "5m"},
+        "history": {"schedule": "@daily", "history": {"succeeded": 0}},
+        "timeout": {"schedule": "@daily", "timeout": "1h"},
+        "discovery": {"discovery": True},
     }
     reference = {"group": "g"} if field == "group_policy" else {}
     if field == "on_unhealthy":
         reference = {"healthcheck": "true"}
+    if field == "schedule":
+        reference = {"restart": "never"}  # a task's restart default
+    if field in ("time_zone", "overlap", "starting_deadline", "history", "timeout"):
+        reference = {"schedule": "@daily"}
     assert _without_hash(kwargs(**samples[field])) == _without_hash(kwargs(**reference))

@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from veo.api import actions, containers, errors, events, nodes, services, system, updates
+from veo.api import actions, containers, errors, events, nodes, services, system, tasks, updates
 from veo.api.deps import ApiSettings, ApiState, ClientFactory, host_allowed, resolve_client
 from veo.api.hub import EventHub
 from veo.api.limits import BodyLimit, body_limit
@@ -81,7 +81,7 @@ def create_app(client_factory: ClientFactory | None = None, *, token: str | None
     state.hub = EventHub(lambda: resolve_client(app), poll=settings.poll,
                          on_event=state.metrics.on_event)
     errors.install(app)
-    for module in (services, containers, nodes, events, updates):
+    for module in (services, containers, nodes, events, updates, tasks):
         app.include_router(module.router)
     app.include_router(system.router)
     app.include_router(system.guarded)

@@ -137,11 +137,13 @@ def _register_commands() -> None:
     from veo.cli.cluster import register
     from veo.cli.engine import engine_app
     from veo.cli.serve import register as register_serve
+    from veo.cli.tasks import register as register_tasks  # veo tasks / run / resolve
     from veo.cli.updates import register as register_updates
 
     register(app)
     register_serve(app)
     register_updates(app)
+    register_tasks(app)
     app.add_typer(engine_app, name="engine", help="Make a Docker engine available (private dockerd).")
 
 

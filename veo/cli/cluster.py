@@ -28,7 +28,7 @@ from veo.core.units import format_size
 PS_FIELDS = ("service", "instance", "group", "node", "status", "health", "restarts",
              "container_id", "started_at", "reason")
 NODE_FIELDS = ("name", "role", "alive", "cordoned", "cpus_total", "cpus_allocated", "memory_total",
-               "memory_allocated", "disk_total", "disk_allocated", "docker_host", "containers")
+               "memory_allocated", "disk_total", "disk_allocated", "docker_host", "containers", "dns")
 
 Address = Annotated[Optional[str], typer.Option("--address", envvar="RAY_ADDRESS",
                                                 help="Ray cluster address (default: the local one).")]

@@ -28,11 +28,13 @@ from veo.core.errors import SpecError, SpecProblem
 from veo.core.interpolate import DotenvError, parse_dotenv
 from veo.core.models import (
     ClusterSpec,
+    DiscoverySettings,
     HealthCheck,
     Node,
     Port,
     Service,
     Settings,
+    TaskHistory,
     Ulimit,
     Volume,
     check_cluster_rules,
@@ -109,7 +111,7 @@ _COMPOSE_PORT = {"mode": "Swarm's ingress mode; veo publishes on the node (host 
                  "app_protocol": "a hint for other tools; no effect on Docker"}
 _COMPOSE_VOLUME = {"consistency": "macOS only; no effect on Linux"}
 _SERVICE_RENAMES = {"pid": "pid_mode", "scale": "instances", "mem_limit": "memory",
-                    "mem_reservation": "reserve_memory"}
+                    "mem_reservation": "reserve_memory", "task": "schedule"}  # task: VEO's spelling
 
 
 @dataclass(frozen=True)
@@ -137,10 +139,13 @@ _ULIMIT = _Shape(_fields(Ulimit), {}, {})
 _NODE = _Shape(_fields(Node, "node"), {}, {})
 _SETTINGS = _Shape(_fields(Settings), {}, {})
 _POLICY = _Shape(_fields(Policy), {}, {})
+_HISTORY = _Shape(_fields(TaskHistory), {}, {})
+_DISCOVERY = _Shape(_fields(DiscoverySettings), {}, {})
 
 # every field name any model has: a loc part that is one of these names a key, not a pydantic tag
 _FIELD_NAMES = frozenset().union(
-    *(s.fields for s in (_TOP, _SERVICE, _HEALTH, _PORT, _VOLUME, _ULIMIT, _NODE, _SETTINGS, _POLICY))
+    *(s.fields for s in (_TOP, _SERVICE, _HEALTH, _PORT, _VOLUME, _ULIMIT, _NODE, _SETTINGS, _POLICY,
+                         _HISTORY, _DISCOVERY))
 )
 # the field a model reports an error on -> the spelling the user may have written instead
 _ALIASES = {"name": "node", "test": "cmd", "restart_count": "restart"}
@@ -188,6 +193,10 @@ def _clean(doc: _Doc, data: dict) -> dict:
     for key, shape in (("settings", _SETTINGS), ("policy", _POLICY)):
         if isinstance(top.get(key), dict):
             top[key] = _clean_mapping(doc, (key,), top[key], shape)
+    settings = top.get("settings")
+    if isinstance(settings, dict) and isinstance(settings.get("discovery"), dict):
+        settings["discovery"] = _clean_mapping(doc, ("settings", "discovery"), settings["discovery"],
+                                               _DISCOVERY)
     if isinstance(top.get("nodes"), list):
         top["nodes"] = [
             _clean_mapping(doc, ("nodes", str(i)), n, _NODE) if isinstance(n, dict) else n
@@ -207,6 +216,8 @@ def _clean_service(doc: _Doc, path: UserPath, body: dict) -> dict:
     out = _clean_mapping(doc, path, body, _SERVICE)
     if isinstance(out.get("healthcheck"), dict):
         out["healthcheck"] = _clean_healthcheck(doc, (*path, "healthcheck"), out["healthcheck"])
+    if isinstance(out.get("history"), dict):
+        out["history"] = _clean_mapping(doc, (*path, "history"), out["history"], _HISTORY)
     for key, shape in (("ports", _PORT), ("volumes", _VOLUME)):
         if isinstance(out.get(key), list):
             out[key] = [

@@ -338,15 +338,17 @@ class DesiredState:
     # ---- decisions -----------------------------------------------------------------------------
 
     def plan(self, nodes: list[NodeState], drain_moves: int | None,
-             held: Mapping[str, str] | None = None) -> Result:
+             held: Mapping[str, str] | None = None,
+             runs: Mapping[str, list[int]] | None = None) -> Result:
         """The next slots (placement of what is not placed), adopted into the state; outcomes of
         instances that did not move are carried over. ``held``: services whose first start waits
-        on a dependency (``veo.core.depends``): left unplaced, shown pending with the reason."""
+        on a dependency (``veo.core.depends``): left unplaced, shown pending with the reason.
+        ``runs``: task -> the run instances to place (``veo.core.tasks``)."""
         held = held or {}
         services = {k: v for k, v in self.services.items() if k not in held}
         result = reconcile(services, nodes, self.slots, strategy=self.settings.placement.value,
                            draining=self.draining, drain_moves=drain_moves,
-                           hold=rollout.held_units(self), retiring=self.retiring)
+                           hold=rollout.held_units(self), retiring=self.retiring, runs=runs)
         if held:
             show_held(result, self.services, held, nodes)
         new_slots = {k: _carry_outcome(self.slots.get(k), s) for k, s in result.slots.items()}

@@ -13,12 +13,14 @@ from __future__ import annotations
 import enum
 import re
 import shlex
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from veo.core.compose_types import (Dependency, Logging, NetworkDef, SecretFile, ServiceNetwork,
                                      VolumeDef, depends_on, extra_hosts)
+from veo.core import calendar
+from veo.core.calendar import Overlap
 from veo.core.units import parse_duration, parse_size
 # the value types live in veo.core.values; re-exported so `from veo.core.models import Port` works
 from veo.core.values import HealthCheck, Port, Strict, Ulimit, Volume, expand_ports  # noqa: F401
@@ -43,6 +45,17 @@ class Policy(BaseModel):
     allow_docker_socket: bool = False  # bind mounts that expose the engine's socket
     # security_opt beyond no-new-privileges (seccomp/apparmor/label=disable lift confinement)
     allow_security_opt: bool = False
+
+
+class TaskHistory(Strict):
+    """How many finished runs of a task keep their container (for ``veo logs``)."""
+
+    succeeded: int = Field(default=3, ge=0)
+    failed: int = Field(default=1, ge=0)
+
+
+# the fields that only mean something on a task (a service with a schedule)
+TASK_FIELDS = ("time_zone", "overlap", "starting_deadline", "history", "timeout")
 
 
 class RestartPolicy(str, enum.Enum):
@@ -194,6 +207,15 @@ class Service(Strict):
     # the declared named volumes this service mounts, by engine name (filled in by the loader)
     volume_defs: dict[str, VolumeDef] = Field(default_factory=dict)
     update: UpdatePolicy | None = None  # rolling-update rules; None: the defaults
+    # a task: a service with a schedule (VEO's spelling: task:); see veo.core.calendar
+    schedule: list[Annotated[str, BeforeValidator(calendar.cron_text)]] | None = None
+    time_zone: str = "UTC"
+    overlap: Overlap = Overlap.forbid
+    starting_deadline: float | None = Field(default=None, ge=0)
+    history: TaskHistory = Field(default_factory=TaskHistory)
+    timeout: float | None = Field(default=None, gt=0)
+    # served by veo's DNS and pointed at it (dns:, dns_search:); see veo.core.discovery
+    discovery: bool = False
 
     # ---- spellings -------------------------------------------------------------------------------
 
@@ -350,6 +372,45 @@ class Service(Strict):
             return int(v)
         raise ValueError(f"expected a number of instances >= 0 or 'all', got {v!r}")
 
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _schedule(cls, v: Any) -> Any:
+        if v is None:
+            return None
+        items = [v] if isinstance(v, str) else v
+        if not isinstance(items, list) or not items:
+            raise ValueError(f"expected a cron expression like '*/5 * * * *' or a list of them, got {v!r}")
+        return items  # each item is checked on its own, so an error points at its line
+
+    @field_validator("time_zone")
+    @classmethod
+    def _time_zone(cls, v: str) -> str:
+        calendar.zone(v)
+        return v
+
+    @field_validator("starting_deadline", "timeout", mode="before")
+    @classmethod
+    def _task_duration(cls, v: Any) -> Any:
+        return None if v is None else parse_duration(v)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_spelling(cls, v: Any) -> Any:
+        # VEO's record called the schedule 'task'; a task is never restarted unless it says so
+        if not isinstance(v, dict) or not ({"task", "schedule"} & set(v)):
+            return v
+        v = dict(v)
+        if "task" in v:
+            if "schedule" in v:
+                raise ValueError("give either 'task' or 'schedule', not both")
+            v["schedule"] = v.pop("task")
+        if v.get("schedule") is not None and "restart" not in v:
+            # both, as the 'never' spelling gives them: a reload (which sees restart: never
+            # written out) must make the same service, or its spec hash would change
+            v["restart"] = "never"
+            v.setdefault("restart_on_success", False)
+        return v
+
     @model_validator(mode="before")
     @classmethod
     def _restart_spelling(cls, v: Any) -> Any:
@@ -400,15 +461,21 @@ class Service(Strict):
     def placement_memory(self) -> int:
         return max(self.memory or 0, self.reserve_memory or 0)
 
+    @property
+    def is_task(self) -> bool:
+        return self.schedule is not None
+
+
     def spec_hash(self) -> str:
         """A short stable hash of everything that shapes the container (not placement-only fields)."""
         import hashlib
         import json
 
-        # placement, dependency, update and pull rules do not shape the container: changing
-        # them replaces nothing
+        # placement, dependency, update, pull and calendar rules do not shape the container:
+        # changing them replaces nothing (editing a schedule keeps the runs it has)
         data = self.model_dump(mode="json", exclude={"instances", "roles", "hosts", "reserve_cpus",
-                                                      "update", "depends_on", "pull_policy"})
+                                                      "update", "depends_on", "pull_policy",
+                                                      *TASK_FIELDS, "schedule"})
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -427,6 +494,22 @@ def service_rule_errors(svc: Service) -> list[tuple[str, str]]:
     if svc.auto_remove and svc.restart is RestartPolicy.restart and "restart" in given:
         # Docker forbids --rm with a restart policy; a user asking for both most likely erred
         errors.append(("auto_remove", "cannot be combined with restart: restart; use restart: never"))
+    errors.extend(_task_rule_errors(svc, given))
+    return errors
+
+
+def _task_rule_errors(svc: Service, given: set[str]) -> list[tuple[str, str]]:
+    if not svc.is_task:
+        return [(f, "needs a schedule (only a task has one)") for f in TASK_FIELDS if f in given]
+    errors: list[tuple[str, str]] = []
+    if svc.restart is RestartPolicy.restart and svc.restart_on_success:
+        errors.append(("restart", "a task ends: use never or on-failure (with restart_count)"))
+    if svc.instances == "all":
+        errors.append(("instances", "a task runs a number of copies per tick, not 'all'"))
+    elif svc.instances > calendar.RUN_COPIES:
+        errors.append(("instances", f"a task runs at most {calendar.RUN_COPIES} copies per tick"))
+    if svc.group is not None:
+        errors.append(("group", "a task cannot be a member of a group"))
     return errors
 
 
@@ -485,6 +568,18 @@ class PlacementStrategy(str, enum.Enum):
     binpack = "binpack"
 
 
+class DiscoverySettings(Strict):
+    """``settings.discovery``: where each node's veo DNS answers, and how (veo.core.discovery)."""
+
+    host: str | None = None  # None: the node's address (Ray's)
+    # a high port by default (53 needs root and is often taken); a node whose port is taken by
+    # another node on the same address falls back to a free one and reports it
+    port: int = Field(default=8053, ge=0, le=65535)
+    ttl: int = Field(default=1, ge=0, le=5)  # seconds; short, so a change is seen at once
+    # names outside the zone: "resolver" (the node's /etc/resolv.conf), "refuse", or addresses
+    forward: Literal["resolver", "refuse"] | list[str] = "resolver"
+
+
 class Settings(Strict):
     """Cluster-wide knobs (``settings:`` in cluster.yml)."""
 
@@ -496,6 +591,7 @@ class Settings(Strict):
     backoff_max: float = Field(default=30.0, ge=0)
     backoff_factor: float = Field(default=2.0, ge=1)
     orphan_grace: float = Field(default=60.0, ge=0)
+    discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
 
     @field_validator("budget_period", "backoff_initial", "backoff_max", "orphan_grace", mode="before")
     @classmethod

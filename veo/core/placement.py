@@ -22,7 +22,7 @@ from __future__ import annotations
 import heapq
 from bisect import bisect_right
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from operator import itemgetter
 
 from veo.core.models import GroupRole, Service
@@ -83,7 +83,8 @@ class Plan:
 # ---- Expanding services into units ----------------------------------------------------------------
 
 
-def units_for(services: Mapping[str, Service], nodes: Sequence[NodeState]) -> list[Unit]:
+def units_for(services: Mapping[str, Service], nodes: Sequence[NodeState],
+              runs: Mapping[str, Sequence[int]] | None = None) -> list[Unit]:
     """Units for ``services``: pinned ones first (they have one possible node, and ``place`` goes in
     order, so nothing movable may take their room), then the rest in declared order.
 
@@ -98,7 +99,9 @@ def units_for(services: Mapping[str, Service], nodes: Sequence[NodeState]) -> li
     pinned: list[Unit] = []
     movable: list[Unit] = []
     for svc in services.values():
-        if not svc.group:
+        if svc.schedule is not None:  # a task: one unit per run it wants (veo.core.tasks)
+            units = _run_units(svc, (runs or {}).get(svc.name, ()), nodes)
+        elif not svc.group:
             units = _expand(svc.name, svc.name, [svc], nodes)
         elif groups[svc.group][0] is svc:
             members = sorted(groups[svc.group], key=lambda s: s.group_role is not GroupRole.master)
@@ -107,6 +110,14 @@ def units_for(services: Mapping[str, Service], nodes: Sequence[NodeState]) -> li
             continue
         (pinned if units and units[0].node is not None else movable).extend(units)
     return pinned + movable
+
+
+def _run_units(svc: Service, instances: Sequence[int], nodes: Sequence[NodeState]) -> list[Unit]:
+    """A task's runs: one unit per run instance (its number derives from the tick)."""
+    if not instances:
+        return []
+    one = _expand(svc.name, svc.name, [svc.model_copy(update={"instances": 1})], nodes)[0]
+    return [replace(one, key=f"{svc.name}#{i}", copy=i) for i in instances]
 
 
 def _expand(prefix: str, spread: str, members: list[Service], nodes: Sequence[NodeState]) -> list[Unit]:

@@ -131,6 +131,7 @@ def reconcile(
     drain_moves: int | None = None,
     hold: Collection[str] = (),
     retiring: Mapping[str, Slot] | None = None,
+    runs: Mapping[str, list[int]] | None = None,  # HOOK(tasks): task -> run instances (veo.core.tasks)
 ) -> Result:
     """``draining`` nodes give up everything they run (placed elsewhere under a new generation),
     at most ``drain_moves`` units per call (None: all at once), so a drain can go one group at a
@@ -146,7 +147,7 @@ def reconcile(
     alive = {n.name for n in nodes if n.alive and n.name not in draining}
     cordoned = {n.name for n in nodes if n.cordoned}
     hashes = {name: svc.spec_hash() for name, svc in services.items()}
-    units = units_for(services, nodes)
+    units = units_for(services, nodes, runs)  # HOOK(tasks): runs
     kept: dict[str, Slot] = {}
     to_place: list[tuple[Unit, int]] = []
     result = Result(slots={})

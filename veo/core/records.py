@@ -56,6 +56,9 @@ class AgentReport(BaseModel):
     disk: int = 0
     instances: list[Instance] = Field(default_factory=list)
     synced: bool = False  # it has converged at least once since it started
+    dns: str | None = None  # HOST:PORT where the node's veo DNS answers
+    dns_version: int | None = None  # the discovery table it serves
+    dns_config: dict | None = None  # the discovery settings it serves with
 
 
 class NodeView(BaseModel):
@@ -75,6 +78,7 @@ class NodeView(BaseModel):
     disk_allocated: int = 0
     docker_host: str | None = None
     containers: int = 0
+    dns: str | None = None  # HOST:PORT where the node's veo DNS answers
 
 
 class EventKind(str, enum.Enum):
@@ -99,6 +103,7 @@ class EventKind(str, enum.Enum):
     update_failed = "update_failed"
     rolled_back = "rolled_back"
     update_done = "update_done"
+    skipped = "skipped"  # ticks of a scheduled task that did not run (one event per summary)
 
 
 class Event(BaseModel):
@@ -118,3 +123,6 @@ class Event(BaseModel):
     restarts: int | None = None
     # the lifecycle status this event moved the instance to (veo.core.lifecycle.move), if any
     status: InstanceStatus | None = None
+    # a task run's completed/failed event: how long it ran and the last lines it logged
+    duration: float | None = None
+    logs: str | None = None

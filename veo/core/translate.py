@@ -60,6 +60,13 @@ NOT_DOCKER_FIELDS: dict[str, str] = {
     "configs": "written to a node-local file by veo.adapters.prepare, which adds the mount",
     "volume_defs": "created on the node's engine by veo.adapters.prepare before the container",
     "pull_policy": "the node's agent makes the image present before create (adapters.images)",
+    "schedule": "the Scheduler's task calendar decides when a run is placed",
+    "time_zone": "the task calendar's zone",
+    "overlap": "the Scheduler decides whether a tick starts while a run is active",
+    "starting_deadline": "the task calendar skips ticks that could not start in time",
+    "history": "the Scheduler removes finished runs beyond it",
+    "timeout": "the Scheduler stops a run that takes longer (Docker has no run deadline)",
+    "discovery": "the agent adds dns/dns_search for the node's veo DNS (veo.core.discovery.container_dns)",
 }
 
 # Docker's own minimum (the engine refuses less with 'Minimum memory limit allowed is 6MB').
@@ -183,8 +190,15 @@ def _network(svc: Service, problems: list[SpecProblem], cluster: str = "", insta
             )
     if svc.dns:
         kw["dns"] = list(svc.dns)
-    if svc.ports:
-        if mode in ("host", "none") or (mode and (_container_ref(mode) or mode.startswith("service:"))):
+    if svc.ports and mode == "host":
+        # the container's ports are the node's: Docker publishes nothing, discovery serves them
+        for p in svc.ports:
+            if p.published is not None and p.published != p.target:
+                problems.append(SpecProblem(
+                    f"on the host network the container's port is the node's: {p.published}:"
+                    f"{p.target} cannot be remapped; give {p.target}", path="ports"))
+    elif svc.ports:
+        if mode == "none" or (mode and (_container_ref(mode) or mode.startswith("service:"))):
             problems.append(SpecProblem(_ports_need_network(mode), path="ports"))
         else:
             kw["ports"] = _ports(svc.ports)

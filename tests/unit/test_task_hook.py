@@ -1,0 +1,167 @@
+"""The Scheduler's task and discovery hooks (actors/task_hook.py, actors/discovery_hook.py) driven
+through a fake Scheduler: a real store, a clock the test moves, slots and reports as the actor
+has them. Restarting the Scheduler is making a new fake on the same store, as Ray does after a
+kill -9: the state that survives is what the hooks persisted."""
+
+from __future__ import annotations
+
+import asyncio
+
+from actors import discovery_hook, task_hook
+from veo.adapters.store import MemoryStore
+from veo.core.calendar import run_instance
+from veo.core.models import Event, EventKind, Health, Instance, InstanceStatus, Service, Settings
+from veo.core.names import instance_key
+from veo.core.reconcile import Slot
+from veo.core.views import NodeRec
+
+T0 = 1_780_000_000 - 1_780_000_000 % 3600
+
+
+class FakeScheduler:
+    """The attributes the hooks read, nothing else."""
+
+    def __init__(self, store: MemoryStore, services: dict[str, Service], now: float):
+        self.store, self.services, self.now = store, services, now
+        self.slots: dict[str, Slot] = {}
+        self.nodes = {"uno": NodeRec("uno", alive=True, host="10.0.0.1", report={"instances": []})}
+        self.settings, self.cluster = Settings(), "prod"
+        self.recorded: list[Event] = []
+        self.wake = asyncio.Event()
+
+    def clock(self) -> float:
+        return self.now
+
+    def _record(self, events: list[Event]) -> None:
+        self.recorded.extend(events)
+
+    def place(self, runs: dict[str, list[int]]) -> None:
+        """What reconcile does with the runs: a slot each (on the one node)."""
+        for name, instances in runs.items():
+            for i in instances:
+                key = instance_key(name, i)
+                self.slots.setdefault(key, Slot(key, name, i, key, "uno", 1,
+                                                self.services[name].spec_hash()))
+
+
+def reloaded(svc: Service) -> dict[str, Service]:
+    """The services as a restarted Scheduler has them: read back from the store."""
+    from veo.adapters.store import dump_service, load_service
+
+    return {svc.name: load_service(dump_service(svc))}
+
+
+def job(**kw) -> Service:
+    return Service(name="job", image="veo/busybox", schedule="*/5 * * * *", **kw)
+
+
+def test_a_killed_scheduler_never_starts_a_tick_twice_and_catches_up_once() -> None:
+    store = MemoryStore()
+    svc = job(starting_deadline="2m", overlap="allow")
+    s1 = FakeScheduler(store, {"job": svc}, T0 + 1)
+    assert task_hook.before_plan(s1) == {"job": []}  # new: owes nothing
+    s1.now = T0 + 301
+    runs = task_hook.before_plan(s1)
+    assert runs == {"job": [run_instance(T0 + 300)]}
+    s1.place(runs)
+    # killed right after the plan was persisted, before anything was told to the agents
+    s2 = FakeScheduler(store, reloaded(svc), T0 + 302)
+    s2.slots = dict(s1.slots)  # the slots are persisted with the plan
+    assert task_hook.before_plan(s2) == runs  # the same run, not a second one
+    # down for an hour: at most one run, for the latest tick, the rest as one event
+    s3 = FakeScheduler(store, reloaded(svc), T0 + 3600 + 30)
+    s3.slots = dict(s1.slots)
+    runs = task_hook.before_plan(s3)
+    assert runs == {"job": [run_instance(T0 + 300), run_instance(T0 + 3600)]}
+    assert [e.kind for e in s3.recorded] == [EventKind.skipped]
+    assert s3.recorded[0].reason.startswith("10 tick(s) skipped (missed)")
+    # down past the deadline: nothing starts, the missed ticks are one event
+    s4 = FakeScheduler(store, reloaded(svc), T0 + 7200 + 150)
+    s4.slots = dict(s1.slots)
+    assert len(task_hook.before_plan(s4)["job"]) == 2
+    assert s4.recorded[0].reason.startswith("12 tick(s) skipped (missed)")
+
+
+def test_forbid_after_restart_sees_the_active_run() -> None:
+    store = MemoryStore()
+    svc = job()
+    s1 = FakeScheduler(store, {"job": svc}, T0)
+    task_hook.before_plan(s1)
+    s1.now = T0 + 301
+    s1.place(task_hook.before_plan(s1))
+    s2 = FakeScheduler(store, reloaded(svc), T0 + 601)
+    s2.slots = dict(s1.slots)
+    assert task_hook.before_plan(s2) == {"job": [run_instance(T0 + 300)]}
+    assert "overlap: forbid" in s2.recorded[0].reason
+
+
+def test_finished_runs_report_results_and_are_pruned() -> None:
+    store = MemoryStore()
+    svc = job(history={"succeeded": 1, "failed": 0})
+    s = FakeScheduler(store, {"job": svc}, T0)
+    task_hook.before_plan(s)
+    for k in (1, 2):
+        s.now = T0 + 300 * k + 1
+        s.place(task_hook.before_plan(s))
+        key = instance_key("job", run_instance(T0 + 300 * k))
+        s.slots[key] = Slot(**{**s.slots[key].to_json(), "outcome": "completed"})
+        events = [Event(kind=EventKind.started, service="job", instance=run_instance(T0 + 300 * k),
+                        time=s.now),
+                  Event(kind=EventKind.exited, service="job", instance=run_instance(T0 + 300 * k),
+                        exit_code=0, time=s.now + 2),
+                  Event(kind=EventKind.completed, service="job", instance=run_instance(T0 + 300 * k),
+                        time=s.now + 2)]
+        done = asyncio.run(task_hook.enrich(s, events))[-1]
+        assert done.exit_code == 0 and done.duration == 2.0
+    s.now = T0 + 700
+    assert task_hook.before_plan(s) == {"job": [run_instance(T0 + 600)]}  # the older one pruned
+    view = task_hook.views(s)[0]
+    assert view["last_run"]["state"] == "succeeded" and view["last_run"]["duration"] == 2.0
+    assert view["words"] == "Every fifth minute of every hour" and view["next_run"].endswith(":15:00Z")
+
+
+def test_a_finished_run_survives_a_restart_as_history() -> None:
+    store = MemoryStore()
+    svc = job()
+    s1 = FakeScheduler(store, {"job": svc}, T0)
+    task_hook.before_plan(s1)
+    s1.now = T0 + 301
+    s1.place(task_hook.before_plan(s1))
+    key = instance_key("job", run_instance(T0 + 300))
+    s1.slots[key] = Slot(**{**s1.slots[key].to_json(), "outcome": "completed"})
+    s2 = FakeScheduler(store, reloaded(svc), T0 + 302)
+    s2.slots = dict(s1.slots)
+    assert task_hook.before_plan(s2) == {"job": [run_instance(T0 + 300)]}  # kept, not dropped
+
+
+def test_trigger() -> None:
+    s = FakeScheduler(MemoryStore(), {"job": job(), "web": Service(name="web", image="veo/httpd")}, T0 + 42)
+    out = task_hook.trigger(s, "job")
+    assert out["tick"] == T0 + 42 and s.wake.is_set()
+    assert task_hook.before_plan(s) == {"job": [run_instance(T0 + 42)]}
+    for bad, text in (("web", "not a task"), ("nope", "no service")):
+        try:
+            task_hook.trigger(s, bad)
+        except Exception as e:  # noqa: BLE001 - the message is what is checked
+            assert text in str(e)
+        else:
+            raise AssertionError("accepted")
+
+
+def test_discovery_table_follows_reports_and_versions_only_on_change() -> None:
+    web = Service(name="web", image="veo/httpd", ports=["8080:80"],
+                  healthcheck={"test": "true"})
+    s = FakeScheduler(MemoryStore(), {"web": web}, T0)
+    s.slots = {"web#0": Slot("web#0", "web", 0, "web#0", "uno", 1, web.spec_hash())}
+    s.nodes["uno"].report = {"instances": [Instance(service="web", instance=0, node="uno",
+                                                    status=InstanceStatus.running,
+                                                    health=Health.starting)]}
+    t1 = discovery_hook.current(s)
+    assert t1.records[0].served is False and t1.records[0].ports[0].published == 8080
+    assert discovery_hook.current(s).version == t1.version  # nothing changed: same version
+    s.nodes["uno"].report["instances"][0] = s.nodes["uno"].report["instances"][0].model_copy(
+        update={"health": Health.healthy})
+    t2 = discovery_hook.current(s)
+    assert t2.version > t1.version and t2.records[0].served
+    view = discovery_hook.lookup(s, "web")
+    assert view["addresses"] == ["10.0.0.1"] and view["srv"][0]["port"] == 8080
