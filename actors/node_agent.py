@@ -35,6 +35,7 @@ from veo.core.supervision import Death, Decision, Member
 from veo.core.names import (LABEL_CLUSTER, LABEL_INSTANCE, LABEL_MANAGED, LABEL_NODE, LABEL_SERVICE,
                             actor_name, docker_host_from)
 from veo.core.translate import create_kwargs
+from veo.node import rejoin  # HOOK(veo.node.rejoin)
 
 log = logging.getLogger("veo.agent")
 START_RETRIES = 2
@@ -142,6 +143,9 @@ class NodeAgent:
         self.settings, self.cluster = settings, cluster
         self.known_services = set(known_services) | set(removed_services)
         async with self.lock:
+            # HOOK(veo.node.rejoin): fencing hand-over with this machine's `veo node` process
+            for ev in await asyncio.to_thread(rejoin.on_converge, self.runtime, self.node, desired, settings):
+                self.sink.emit(ev)
             containers = await asyncio.to_thread(self._list)
             plan = plan_converge(desired, containers, self.known_services)
             self._forget_undesired({a.key for a in desired})
