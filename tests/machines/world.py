@@ -230,6 +230,9 @@ class Machines:
         while self.pids_of(m) and time.monotonic() < deadline:
             time.sleep(0.2)
         self._unmount(m)
+        # exec-root is the machine's /run: a reboot wipes it (else the new dockerd trusts the
+        # dead containerd's pidfile and waits for it)
+        shutil.rmtree(m.root / "exec", ignore_errors=True)
         return len(pids)
 
     def boot(self, m: Machine) -> None:

@@ -198,6 +198,21 @@ def register(app: typer.Typer) -> None:
                 pass
 
     @app.command()
+    def stats(service: str, instance: Annotated[int, typer.Option("--instance", "-i")] = 0,
+              address: Address = None, as_json: AsJson = False) -> None:
+        """One resource sample of one instance's container (wherever it runs)."""
+        with veo_errors():
+            sample = _connect(address).stats(service, instance)
+        if as_json:
+            typer.echo(json.dumps(sample, indent=2))
+            return
+        from veo.core.units import format_size
+
+        typer.echo(f"{service}#{instance}  cpu {sample.get('cpu_percent', 0):.1f}%  memory "
+                   f"{format_size(sample.get('memory_usage'))} / {format_size(sample.get('memory_limit'))}"
+                   f"  pids {sample.get('pids', 0)}")
+
+    @app.command()
     def down(address: Address = None,
              keep_cluster: Annotated[bool, typer.Option(help="Leave the local Ray cluster running.")] = False,
              ) -> None:

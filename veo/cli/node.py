@@ -85,3 +85,23 @@ def _check(name: str, role: str | None, head: bool, address: str | None, port: i
         raise NodeOptionError(f"--address {address!r}: expected HEAD:PORT, e.g. 10.0.0.1:6379")
     if not 0 < port < 65536:
         raise NodeOptionError(f"--port {port}: not a TCP port")
+
+
+@node_app.command("stop")
+def stop(
+    state_dir: Annotated[Optional[Path], typer.Option(envvar="VEO_STATE_DIR",
+                                                      help="veo's state (default ~/.veo).")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait before giving up.")] = 40.0,
+) -> None:
+    """Stop this machine's `veo node start` (its recorded PID): its Ray node stops, its
+    containers keep running. Exit code 1 when none runs."""
+    from veo.node.process import stop_recorded
+
+    with veo_errors():
+        from veo.client import state_dir as default_state
+
+        pid = stop_recorded(state_dir or default_state(), timeout)
+    if pid is None:
+        typer.echo("no veo node process runs here", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"stopped the veo node process (pid {pid})")

@@ -31,6 +31,7 @@ START_TIMEOUT = 90.0  # ray start to a running raylet, on a loaded machine
 BOOT_RETRY = 5.0
 RESTART_PAUSE = 3.0  # between two `ray start` runs
 RECORD = "node.json"
+FENCE_STOP_TIMEOUT = 1.0
 
 
 class NodeProcess:
@@ -120,7 +121,8 @@ class NodeProcess:
         lost = self.watch.stop_after
         self.log(f"the cluster has been out of reach for {lost:g}s: stopping the Ray node and this "
                  "machine's veo containers (they run elsewhere by now)")
-        self.ray.stop()
+        # no graceful stop: it would only wait for the GCS it cannot reach
+        self.ray.stop(timeout=FENCE_STOP_TIMEOUT)
         self.was_up = False
         reason = f"stopped by its machine: the cluster was out of reach for {lost:g}s"
         try:
@@ -158,3 +160,28 @@ def read_record(state: Path) -> dict | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return rec
+
+
+def stop_recorded(state: Path, timeout: float = 40.0) -> int | None:
+    """SIGTERM the recorded node process and wait for it. Its PID, or None when none runs."""
+    rec = read_record(state)
+    if rec is None:
+        return None
+    pid = int(rec["pid"])
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    if b"node" not in cmdline or b"start" not in cmdline:
+        return None  # the PID was reused by something else: not ours to signal
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        time.sleep(0.2)
+    from veo.core.errors import VeoError
+
+    raise VeoError(f"the veo node process (pid {pid}) did not stop within {timeout:g}s")

@@ -1,0 +1,134 @@
+"""veo on three machines with their own addresses, engines and Ray nodes (see conftest.py).
+
+The order matters and is the file's order: placement and the front doors first, then the faults
+(a partition, a reboot), each of which ends only once the world has converged again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from conftest import STOP_AFTER
+
+from veo.core.names import LABEL_NODE
+
+pytestmark = [pytest.mark.docker, pytest.mark.ray, pytest.mark.timeout(300)]
+EXPECTED = {"spread": 3}
+FIGURES: dict[str, float] = {}
+
+
+def test_placement_across_machines_each_container_on_its_own_engine(machines, view):
+    views = view.wait(lambda: view.converged(EXPECTED), 90, "spread converged")
+    assert {v["node"] for v in views.values()} == {"uno", "dos", "tres"}  # spread: one each
+    for machine, containers in view.containers({"spread"}).items():
+        # the engine a container is on is its machine's own, and its label says so
+        assert all(c.labels[LABEL_NODE] == machine for c in containers), machine
+        assert len(containers) == 1, (machine, [c.name for c in containers])
+
+
+def test_ps_logs_stats_from_the_head_for_containers_on_other_machines(machines, view):
+    head = machines.head
+    ps = machines.veo(head, "ps", "--json")
+    assert ps.returncode == 0, ps.stderr
+    rows = json.loads(ps.stdout)
+    assert {r["node"] for r in rows if r["service"] == "spread"} == {"uno", "dos", "tres"}
+    remote = next(r for r in rows if r["service"] == "spread" and r["node"] == "tres")
+    logs = machines.veo(head, "logs", "spread", "--instance", str(remote["instance"]))
+    assert logs.returncode == 0, logs.stderr
+    # the container's hostname is its id on tres's engine: the log really came from there
+    assert f"hello from {remote['container_id'][:12]}" in logs.stdout
+    stats = machines.veo(head, "stats", "spread", "--instance", str(remote["instance"]), "--json")
+    assert stats.returncode == 0, stats.stderr
+    sample = json.loads(stats.stdout)
+    assert sample["memory_limit"] == 16 * 1024 * 1024 and sample["pids"] >= 1
+    # and through the REST API, from a process that is not in the Ray cluster at all
+    key = f"spread:{remote['instance']}"
+    assert f"hello from {remote['container_id'][:12]}" in view.http.get(f"/api/containers/{key}/logs").text
+
+
+def test_partition_work_moves_no_twin_after_heal_and_the_machine_takes_work(machines, view):
+    cut = machines.machines["tres"]
+    before = view.wait(lambda: view.converged(EXPECTED), 60, "converged before the cut")
+    moved = [k for k, v in before.items() if v["node"] == "tres"]
+    assert moved
+    t0 = time.monotonic()
+    machines.cut(cut)
+    try:
+        def elsewhere():
+            running = {(i["service"], i["instance"]): i for i in view.running("spread")}
+            return all(k in running and running[k]["node"] != "tres" for k in moved) and running
+
+        view.wait(elsewhere, 60, "tres's work running on the other machines")
+        FIGURES["partition_to_running_elsewhere_s"] = time.monotonic() - t0
+        # no twin during the partition beyond stop_after: tres stops its own containers
+        view.wait(lambda: not any(c.running for c in view.containers({"spread"})["tres"]),
+                  STOP_AFTER + 30, "tres to stop its containers (fenced)")
+        FIGURES["partition_to_fenced_s"] = time.monotonic() - t0
+    finally:
+        machines.heal(cut)
+    t1 = time.monotonic()
+    view.wait(lambda: view.converged(EXPECTED) and "tres" in view.nodes_alive(), 120,
+              "no twin anywhere and tres back after the heal")
+    FIGURES["heal_to_no_twin_s"] = time.monotonic() - t1
+    # tres rejoined for real: new work placed there runs on its engine
+    body = {"name": "fresh", "image": "veo/busybox", "command": ["sleep", "3600"],
+            "network_mode": "none", "hosts": ["tres"], "cpus": 0.1, "memory": "16m",
+            "stop_grace_period": "1s"}
+    r = view.http.post("/api/services", json=body)
+    assert r.status_code == 201, r.text
+    try:
+        views = view.wait(lambda: view.converged({"fresh": 1}), 90, "new work on tres")
+        assert [v["node"] for v in views.values()] == ["tres"]
+    finally:
+        view.http.delete("/api/services/fresh")
+        view.wait(lambda: not any(view.containers({"fresh"}).values()), 60, "fresh removed")
+    # the agent reported what its machine stopped while cut off
+    kinds = view.get("/api/events?kind=fenced&limit=1000")
+    assert any(e["node"] == "tres" and e["service"] == "spread" for e in kinds), kinds
+
+
+def test_short_partition_twin_is_removed_on_heal(machines, view):
+    """Cut for less than stop_after but longer than node-loss detection: the work moves, the
+    cut-off machine still runs its copy (the documented window), and the heal removes it."""
+    cut = machines.machines["dos"]
+    before = view.wait(lambda: view.converged(EXPECTED), 60, "converged before the cut")
+    moved = {k for k, v in before.items() if v["node"] == "dos"}
+    machines.cut(cut)
+    try:
+        view.wait(lambda: all(k in {(i["service"], i["instance"]) for i in view.running("spread")
+                                    if i["node"] != "dos"} for k in moved),
+                  STOP_AFTER - 2, "dos's work running elsewhere")
+        still = [c for c in view.containers({"spread"})["dos"] if c.running]
+        assert still, "dos stopped its container before stop_after"
+    finally:
+        machines.heal(cut)
+    t1 = time.monotonic()
+    view.wait(lambda: view.converged(EXPECTED) and "dos" in view.nodes_alive(), 120,
+              "the twin on dos removed after the heal")
+    FIGURES["short_heal_to_no_twin_s"] = time.monotonic() - t1
+
+
+def test_reboot_readopts_or_replaces_never_duplicates(machines, view):
+    m = machines.machines["dos"]
+    view.wait(lambda: view.converged(EXPECTED), 60, "converged before the reboot")
+    on_dos = {i["instance"]: i for i in view.running("spread") if i["node"] == "dos"}
+    assert on_dos
+    killed = machines.power_off(m)
+    assert killed >= 3  # dockerd, containerd, the node process and its Ray node at least
+    view.wait(lambda: "dos" not in view.nodes_alive(), 60, "the cluster to notice dos is gone")
+    t0 = time.monotonic()
+    machines.boot(m)
+    view.wait(lambda: view.converged(EXPECTED) and "dos" in view.nodes_alive(), 150,
+              "converged after dos rebooted")
+    FIGURES["reboot_to_converged_s"] = time.monotonic() - t0
+    after = {v["instance"]: v for v in view.instances("spread")}
+    for n, old in on_dos.items():  # each one re-adopted (same container) or replaced (newer)
+        now = after[n]
+        assert now["id"] == old["id"] or now["generation"] > old["generation"], (old, now)
+
+
+def test_report_figures():
+    """Not a check: the measured times, in the test log (make bench reports them too)."""
+    print("machines figures:", json.dumps({k: round(v, 1) for k, v in FIGURES.items()}))
