@@ -3,6 +3,8 @@
     placement  - bench.placement.run(): placements per second on simulated clusters
     e2e        - N services on one engine: veo vs raw docker-py (x1, x4) vs docker-compose
     restart    - restart latency: veo one_for_one vs Docker's --restart on-failure
+    machines   - 3 machines (own address, dockerd, veo node): partition -> running elsewhere,
+                 heal -> no twin, reboot -> converged
 
 Anything that starts Ray must run in a loopback-only network namespace: ``make bench`` does that
 (``make bench BENCH_ARGS="--quick --only e2e"``). Results go to artifacts/bench.json.
@@ -21,7 +23,7 @@ from pathlib import Path
 
 from bench.common import Engine, VeoWorld, fmt, format_table, loadavg, machine_info, verdict
 
-PARTS = ("placement", "e2e", "restart")
+PARTS = ("placement", "e2e", "restart", "machines")
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "artifacts" / "bench.json"
 
 
@@ -116,6 +118,14 @@ def main(argv: list[str] | None = None) -> int:
             if "error" not in results["restart"]:
                 restart.print_report(results["restart"])
             print()
+        if "machines" in parts:
+            from bench import machines
+
+            results["machines"] = _guard("machines", lambda: machines.run(1 if args.quick else 2),
+                                         errors)
+            if "error" not in results["machines"]:
+                machines.print_report(results["machines"])
+            print()
         results["machine"] = machine_info(engine.docker_host if engine else None)
     finally:
         if world is not None:
@@ -177,6 +187,13 @@ def summary_rows(results: dict) -> list[list]:
                          verdict(r, rs["target_ratio"])])
     elif rs:
         rows.append(["restart", rs.get("error", "?"), "-", "-"])
+    ms = results.get("machines")
+    if ms and "median_s" in ms:
+        for k, med in ms["median_s"].items():
+            rows.append([f"machines: {k.removesuffix('_s').replace('_', ' ')} (median)",
+                         f"{fmt(med, 1)} s", "-", "-"])
+    elif ms:
+        rows.append(["machines", ms.get("error", "?"), "-", "-"])
     return rows
 
 

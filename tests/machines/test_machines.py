@@ -48,6 +48,15 @@ def test_ps_logs_stats_from_the_head_for_containers_on_other_machines(machines, 
     assert f"hello from {remote['container_id'][:12]}" in view.http.get(f"/api/containers/{key}/logs").text
 
 
+def test_ray_refuses_a_process_without_the_cluster_token(machines, tmp_path):
+    wrong = tmp_path / "wrong-token"
+    wrong.write_text("0" * 64)
+    wrong.chmod(0o600)
+    r = machines.veo(machines.head, "ps", env={"RAY_AUTH_TOKEN_PATH": str(wrong)}, timeout=180)
+    assert r.returncode != 0
+    assert "token" in (r.stdout + r.stderr).lower(), r.stdout + r.stderr
+
+
 def test_partition_work_moves_no_twin_after_heal_and_the_machine_takes_work(machines, view):
     cut = machines.machines["tres"]
     before = view.wait(lambda: view.converged(EXPECTED), 60, "converged before the cut")
@@ -111,22 +120,34 @@ def test_short_partition_twin_is_removed_on_heal(machines, view):
 
 
 def test_reboot_readopts_or_replaces_never_duplicates(machines, view):
+    """dos crashes (every process of it killed at once) and boots again as its service manager
+    would: dockerd, then `veo node start`. Work pinned to dos can only come back there
+    (re-adopted, or replaced by a newer generation on dos); nothing is ever doubled."""
     m = machines.machines["dos"]
-    view.wait(lambda: view.converged(EXPECTED), 60, "converged before the reboot")
-    on_dos = {i["instance"]: i for i in view.running("spread") if i["node"] == "dos"}
-    assert on_dos
-    killed = machines.power_off(m)
-    assert killed >= 3  # dockerd, containerd, the node process and its Ray node at least
-    view.wait(lambda: "dos" not in view.nodes_alive(), 60, "the cluster to notice dos is gone")
-    t0 = time.monotonic()
-    machines.boot(m)
-    view.wait(lambda: view.converged(EXPECTED) and "dos" in view.nodes_alive(), 150,
-              "converged after dos rebooted")
-    FIGURES["reboot_to_converged_s"] = time.monotonic() - t0
-    after = {v["instance"]: v for v in view.instances("spread")}
-    for n, old in on_dos.items():  # each one re-adopted (same container) or replaced (newer)
-        now = after[n]
-        assert now["id"] == old["id"] or now["generation"] > old["generation"], (old, now)
+    body = {"name": "pinned", "image": "veo/busybox", "command": ["sleep", "3600"],
+            "network_mode": "none", "hosts": ["dos"], "cpus": 0.1, "memory": "16m",
+            "stop_grace_period": "1s"}
+    assert view.http.post("/api/services", json=body).status_code == 201
+    expected = {**EXPECTED, "pinned": 1}
+    try:
+        view.wait(lambda: view.converged(expected), 90, "converged before the reboot")
+        before = {(i["service"], i["instance"]): i for i in view.instances() if i["node"] == "dos"}
+        killed = machines.power_off(m)
+        assert killed >= 3  # dockerd, containerd, the node process and its Ray node at least
+        view.wait(lambda: "dos" not in view.nodes_alive(), 60, "the cluster to notice dos is gone")
+        t0 = time.monotonic()
+        machines.boot(m)
+        view.wait(lambda: view.converged(expected) and "dos" in view.nodes_alive(), 150,
+                  "converged after dos rebooted")
+        FIGURES["reboot_to_converged_s"] = time.monotonic() - t0
+        after = {(i["service"], i["instance"]): i for i in view.instances()}
+        for key, old in before.items():
+            now = after[key]
+            assert now["id"] == old["id"] or now["generation"] > old["generation"], (old, now)
+        assert after[("pinned", 0)]["node"] == "dos"
+    finally:
+        view.http.delete("/api/services/pinned")
+        view.wait(lambda: not any(view.containers({"pinned"}).values()), 60, "pinned removed")
 
 
 def test_report_figures():

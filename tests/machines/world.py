@@ -33,6 +33,26 @@ from veo.adapters.docker_api import DockerRuntime  # noqa: E402
 from veo.adapters.images import ensure_images  # noqa: E402
 
 SUBNET = "10.99.0"
+# the machines suite's and benchmark's cluster.yml: one instance per machine (spread)
+SPEC = """
+name: machines
+settings:
+  placement: spread
+  backoff_initial: 0.1
+  backoff_max: 2s
+  orphan_grace: 2s
+  disconnect:
+    stop_after: {stop_after}
+services:
+  spread:
+    image: veo/busybox
+    command: ["sh", "-c", "echo hello from $(hostname); trap 'exit 0' TERM; while true; do sleep 1; done"]
+    instances: 3
+    network_mode: none
+    cpus: 0.1
+    memory: 16m
+    stop_grace_period: 1s
+"""
 API_PORT = 8086
 _MNT_DETACH = 2
 
@@ -176,10 +196,21 @@ class Machines:
     def api(self) -> str:
         return f"http://{self.head.ip}:{API_PORT}"
 
-    def veo(self, m: Machine, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    def veo(self, m: Machine, *args: str, timeout: float = 120,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         """A ``veo`` command on machine ``m``, as its operator would run it there."""
-        return subprocess.run(m.enter() + [sys.executable, "-m", "veo.cli", *args], env=self.env(m),
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(m.enter() + [sys.executable, "-m", "veo.cli", *args],
+                              env={**self.env(m), **(env or {})}, capture_output=True, text=True,
+                              timeout=timeout)
+
+    def up(self, spec_text: str) -> str:
+        """``veo up`` of a cluster.yml on the head, as its operator would; its output."""
+        f = self.head.root / "cluster.yml"
+        f.write_text(spec_text)
+        r = self.veo(self.head, "up", str(f), timeout=300)
+        if r.returncode != 0:
+            raise RuntimeError(f"veo up failed ({r.returncode}): {r.stdout}{r.stderr}")
+        return r.stdout + r.stderr
 
     # ---- faults ----------------------------------------------------------------------------------
 
@@ -304,8 +335,7 @@ def main() -> int:
             print(f"  {m.name}: {m.ip}  nsenter --net={m.ns_path} env DOCKER_HOST={m.docker_host} "
                   f"VEO_STATE_DIR={m.root / 'veo'} RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH={world.token} "
                   "veo ps", flush=True)
-        up = world.veo(world.head, "up", args.file, timeout=600)
-        print(up.stdout + up.stderr, flush=True)
+        print(world.up(Path(args.file).read_text()), flush=True)
         print("running; Ctrl-C stops the machines and removes everything", flush=True)
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         while True:
