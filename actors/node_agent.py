@@ -144,8 +144,7 @@ class NodeAgent:
         self.known_services = set(known_services) | set(removed_services)
         async with self.lock:
             # HOOK(veo.node.rejoin): fencing hand-over with this machine's `veo node` process
-            for ev in await asyncio.to_thread(rejoin.on_converge, self.runtime, self.node, desired, settings):
-                self.sink.emit(ev)
+            await asyncio.to_thread(rejoin.on_converge, self.runtime, self.node, desired, settings)
             containers = await asyncio.to_thread(self._list)
             plan = plan_converge(desired, containers, self.known_services)
             self._forget_undesired({a.key for a in desired})

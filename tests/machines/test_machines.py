@@ -11,10 +11,12 @@ import time
 
 import pytest
 from conftest import STOP_AFTER
+from world import SPEC
 
 from veo.core.names import LABEL_NODE
+from veo.node import handoff
 
-pytestmark = [pytest.mark.docker, pytest.mark.ray, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.docker, pytest.mark.ray, pytest.mark.timeout(420)]
 EXPECTED = {"spread": 3}
 FIGURES: dict[str, float] = {}
 
@@ -78,7 +80,7 @@ def test_partition_work_moves_no_twin_after_heal_and_the_machine_takes_work(mach
     finally:
         machines.heal(cut)
     t1 = time.monotonic()
-    view.wait(lambda: view.converged(EXPECTED) and "tres" in view.nodes_alive(), 120,
+    view.wait(lambda: view.converged(EXPECTED) and "tres" in view.nodes_alive(), 240,
               "no twin anywhere and tres back after the heal")
     FIGURES["heal_to_no_twin_s"] = time.monotonic() - t1
     # tres rejoined for real: new work placed there runs on its engine
@@ -94,29 +96,48 @@ def test_partition_work_moves_no_twin_after_heal_and_the_machine_takes_work(mach
         view.http.delete("/api/services/fresh")
         view.wait(lambda: not any(view.containers({"fresh"}).values()), 60, "fresh removed")
     # the agent reported what its machine stopped while cut off
-    kinds = view.get("/api/events?kind=fenced&limit=1000")
-    assert any(e["node"] == "tres" and e["service"] == "spread" for e in kinds), kinds
+    view.wait(lambda: [e for e in view.get("/api/events?kind=fenced&node=tres&limit=1000")
+                       if e["service"] == "spread"], 30, "tres's fenced event")
 
 
 def test_short_partition_twin_is_removed_on_heal(machines, view):
     """Cut for less than stop_after but longer than node-loss detection: the work moves, the
     cut-off machine still runs its copy (the documented window), and the heal removes it."""
     cut = machines.machines["dos"]
-    before = view.wait(lambda: view.converged(EXPECTED), 60, "converged before the cut")
-    moved = {k for k, v in before.items() if v["node"] == "dos"}
-    machines.cut(cut)
+    long_stop = 90.0  # the cut stays well inside it, however slow this machine is today
+    _set_stop_after(machines, long_stop)
     try:
-        view.wait(lambda: all(k in {(i["service"], i["instance"]) for i in view.running("spread")
-                                    if i["node"] != "dos"} for k in moved),
-                  STOP_AFTER - 2, "dos's work running elsewhere")
-        still = [c for c in view.containers({"spread"})["dos"] if c.running]
-        assert still, "dos stopped its container before stop_after"
+        before = view.wait(lambda: view.converged(EXPECTED), 60, "converged before the cut")
+        moved = {k for k, v in before.items() if v["node"] == "dos"}
+        t0 = time.monotonic()
+        machines.cut(cut)
+        try:
+            view.wait(lambda: all(k in {(i["service"], i["instance"]) for i in view.running("spread")
+                                        if i["node"] != "dos"} for k in moved),
+                      long_stop / 2, "dos's work running elsewhere")
+            still = [c for c in view.containers({"spread"})["dos"] if c.running]
+            assert time.monotonic() - t0 < long_stop and still, "dos fenced before stop_after"
+        finally:
+            machines.heal(cut)
+        t1 = time.monotonic()
+        view.wait(lambda: view.converged(EXPECTED) and "dos" in view.nodes_alive(), 240,
+                  "the twin on dos removed after the heal")
+        FIGURES["short_heal_to_no_twin_s"] = time.monotonic() - t1
     finally:
-        machines.heal(cut)
-    t1 = time.monotonic()
-    view.wait(lambda: view.converged(EXPECTED) and "dos" in view.nodes_alive(), 120,
-              "the twin on dos removed after the heal")
-    FIGURES["short_heal_to_no_twin_s"] = time.monotonic() - t1
+        _set_stop_after(machines, STOP_AFTER)
+
+
+def _set_stop_after(machines, seconds: float) -> None:
+    """Re-apply the spec with another stop_after and wait until every worker's node process has
+    it (the agents cache it on their next converge)."""
+    machines.up(SPEC.format(stop_after=f"{seconds:g}s"))
+    deadline = time.monotonic() + 60
+    for m in machines.machines.values():
+        if m.head:
+            continue
+        while handoff.load_stop_after(m.root / "veo" / "node") != seconds:
+            assert time.monotonic() < deadline, f"{m.name} did not learn stop_after={seconds:g}"
+            time.sleep(0.5)
 
 
 def test_reboot_readopts_or_replaces_never_duplicates(machines, view):

@@ -180,7 +180,7 @@ class Machines:
         return [sys.executable, "-m", "veo.cli", "node", "start", "--name", m.name, "--role", m.role,
                 *join, "--node-ip", m.ip, "--docker-host", m.docker_host, "--no-dashboard",
                 f"--ray-opt=--temp-dir={m.root / 'ray'}", "--ray-opt=--object-store-memory=80000000",
-                "--ray-opt=--num-cpus=2"]
+                "--ray-opt=--num-cpus=2", "--ray-opt=--include-log-monitor=false"]
 
     def start_node(self, m: Machine) -> None:
         self._spawn(m, "node", self.node_argv(m), "node.log")

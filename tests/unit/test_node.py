@@ -62,11 +62,15 @@ def test_stop_after_cache(tmp_path):
     assert handoff.load_stop_after(tmp_path) == handoff.DEFAULT_STOP_AFTER
 
 
-def test_fenced_entries_append_and_are_taken_once(tmp_path):
+def test_fenced_entries_append_and_only_reported_ones_are_dropped(tmp_path):
     handoff.record_fenced(tmp_path, [{"id": "a"}])
     handoff.record_fenced(tmp_path, [{"id": "b"}])
-    assert [e["id"] for e in handoff.take_fenced(tmp_path)] == ["a", "b"]
-    assert handoff.take_fenced(tmp_path) == []
+    assert [e["id"] for e in handoff.peek_fenced(tmp_path)] == ["a", "b"]
+    handoff.record_fenced(tmp_path, [{"id": "c"}])  # a new fence while the first two are reported
+    handoff.drop_fenced(tmp_path, 2)
+    assert [e["id"] for e in handoff.peek_fenced(tmp_path)] == ["c"]
+    handoff.drop_fenced(tmp_path, 1)
+    assert handoff.peek_fenced(tmp_path) == [] and not (tmp_path / "fenced.json").exists()
 
 
 # ---- ray start ---------------------------------------------------------------------------------
@@ -168,15 +172,30 @@ def test_rejoin_restarts_current_generation_reports_all_and_caches_settings(tmp_
     handoff.record_fenced(tmp_path, [_entry("cur", "web", 0, 3), _entry("old", "web", 1, 1),
                                      _entry("other", "web", 2, 1, node="uno")])
     desired = [SimpleNamespace(key="web#0", generation=3), SimpleNamespace(key="web#1", generation=2)]
-    rt = RecordingRuntime()
+    rt, delivered = RecordingRuntime(), []
     settings = Settings.model_validate({"disconnect": {"stop_after": "7s"}})
-    events = rejoin.on_converge(rt, "dos", desired, settings)
+    events = rejoin.on_converge(rt, "dos", desired, settings, deliver=delivered.extend)
     assert rt.started == ["cur"]  # the stale one is left for the converge to remove
-    assert [(e.kind, e.service, e.instance, e.generation) for e in events] == [
+    assert [(e.kind, e.service, e.instance, e.generation) for e in delivered] == [
         (EventKind.fenced, "web", 0, 3), (EventKind.fenced, "web", 1, 1)]
+    assert events == delivered
     assert "started again" in events[0].reason and "newer generation" in events[1].reason
     assert handoff.load_stop_after(tmp_path) == 7.0
-    assert rejoin.on_converge(rt, "dos", desired, settings) == []  # taken once
+    assert rejoin.on_converge(rt, "dos", desired, settings, deliver=delivered.extend) == []
+    assert len(delivered) == 2  # reported once
+
+
+def test_rejoin_keeps_the_list_when_the_scheduler_cannot_take_it(tmp_path, monkeypatch):
+    monkeypatch.setenv(handoff.NODE_DIR_ENV, str(tmp_path))
+    handoff.record_fenced(tmp_path, [_entry("old", "web", 1, 1)])
+
+    def refuse(events):
+        raise ConnectionError("scheduler restarting")
+
+    assert rejoin.on_converge(RecordingRuntime(), "dos", [], Settings(), deliver=refuse) == []
+    delivered = []
+    rejoin.on_converge(RecordingRuntime(), "dos", [], Settings(), deliver=delivered.extend)
+    assert [e.container_id for e in delivered] == ["old"]
 
 
 def test_rejoin_without_a_node_process_does_nothing(monkeypatch):

@@ -7,7 +7,8 @@ raylet and its actors are gone, and the agent learns of it only after the machin
 * ``settings.json`` — the agent writes ``settings.disconnect.stop_after`` on every converge; the
   node process reads it (cached on disk, so it holds across restarts of either);
 * ``fenced.json`` — the node process appends the containers it stopped while cut off; the agent
-  takes them once back (events, and a restart of those that are still the current generation).
+  reports them once back (events, and a restart of those that are still the current generation)
+  and then drops them.
 """
 
 from __future__ import annotations
@@ -65,10 +66,16 @@ def record_fenced(directory: Path, entries: list[dict]) -> None:
         _write(directory / "fenced.json", _read(directory / "fenced.json", []) + entries)
 
 
-def take_fenced(directory: Path) -> list[dict]:
-    """Read and clear the fenced list (the agent, once back in the cluster)."""
-    path = directory / "fenced.json"
-    entries = _read(path, [])
-    if entries:
-        path.unlink(missing_ok=True)
+def peek_fenced(directory: Path) -> list[dict]:
+    """What the node process stopped and nobody has reported yet."""
+    entries = _read(directory / "fenced.json", [])
     return entries if isinstance(entries, list) else []
+
+
+def drop_fenced(directory: Path, count: int) -> None:
+    """Forget the first ``count`` entries (reported); later ones (a new fence meanwhile) stay."""
+    rest = peek_fenced(directory)[count:]
+    if rest:
+        _write(directory / "fenced.json", rest)
+    else:
+        (directory / "fenced.json").unlink(missing_ok=True)
