@@ -319,6 +319,10 @@ class Machines:
                                     "state": str(m.root / "veo")} for m in self.machines.values()})
 
 
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     """``make multiple``: machines uno (head, role front) and dos (role back), the demo
     (cluster.yml) deployed on them with ``veo up``; Ctrl-C removes it all."""
@@ -337,7 +341,7 @@ def main() -> int:
                   "veo ps", flush=True)
         print(world.up(Path(args.file).read_text()), flush=True)
         print("running; Ctrl-C stops the machines and removes everything", flush=True)
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        signal.signal(signal.SIGTERM, _interrupt)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:

@@ -28,6 +28,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from veo.core.models import GroupPolicy, GroupRole, RestartPolicy, Service, Settings
+from veo.core.names import instance_key
 
 
 @dataclass(frozen=True, slots=True)

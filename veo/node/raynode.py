@@ -45,9 +45,16 @@ class RayNodeConfig:
     def gcs(self) -> tuple[str, int]:
         """Where this machine reaches the cluster: the head's GCS."""
         if self.head:
-            return self.node_ip or "127.0.0.1", self.port
+            return self.node_ip or _ray_node_ip(), self.port
         host, _, port = (self.address or "").rpartition(":")
         return host, int(port)
+
+
+def _ray_node_ip() -> str:
+    """The address `ray start --head` picks when not told (so clients use the same one)."""
+    from ray._private.services import get_node_ip_address
+
+    return get_node_ip_address()
 
 
 def ray_executable() -> str:
