@@ -48,6 +48,8 @@ def test_ps_logs_stats_from_the_head_for_containers_on_other_machines(machines, 
     # and through the REST API, from a process that is not in the Ray cluster at all
     key = f"spread:{remote['instance']}"
     assert f"hello from {remote['container_id'][:12]}" in view.http.get(f"/api/containers/{key}/logs").text
+    assert view.get(f"/api/containers/{key}/stats")["memory_limit"] == 16 * 1024 * 1024
+    assert {i["node"] for i in view.instances("spread")} == {"uno", "dos", "tres"}
 
 
 def test_ray_refuses_a_process_without_the_cluster_token(machines, tmp_path):
