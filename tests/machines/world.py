@@ -339,6 +339,10 @@ def main() -> int:
             print(f"  {m.name}: {m.ip}  nsenter --net={m.ns_path} env DOCKER_HOST={m.docker_host} "
                   f"VEO_STATE_DIR={m.root / 'veo'} RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH={world.token} "
                   "veo ps", flush=True)
+        from cluster_view import ClusterView
+
+        view = ClusterView(world)
+        view.wait(lambda: view.nodes_alive() == set(world.machines), 300, "uno and dos in the cluster")
         print(world.up(Path(args.file).read_text()), flush=True)
         print("running; Ctrl-C stops the machines and removes everything", flush=True)
         signal.signal(signal.SIGTERM, _interrupt)
