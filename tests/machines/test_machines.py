@@ -7,7 +7,9 @@ The order matters and is the file's order: placement and the front doors first, 
 from __future__ import annotations
 
 import json
+import os
 import time
+from pathlib import Path
 
 import pytest
 from conftest import STOP_AFTER
@@ -140,6 +142,39 @@ def _set_stop_after(machines, seconds: float) -> None:
         while handoff.load_stop_after(m.root / "veo" / "node") != seconds:
             assert time.monotonic() < deadline, f"{m.name} did not learn stop_after={seconds:g}"
             time.sleep(0.5)
+
+
+def test_sigterm_stops_the_ray_node_never_the_containers(machines, view):
+    m = machines.machines["tres"]
+    body = {"name": "kept", "image": "veo/busybox", "command": ["sleep", "3600"],
+            "network_mode": "none", "hosts": ["tres"], "cpus": 0.1, "memory": "16m",
+            "stop_grace_period": "1s"}
+    assert view.http.post("/api/services", json=body).status_code == 201
+    expected = {**EXPECTED, "kept": 1}
+    try:
+        views = view.wait(lambda: view.converged(expected), 90, "kept running on tres")
+        cid = views[("kept", 0)]["id"]
+        node = m.procs.pop("node")
+        node.terminate()
+        assert node.wait(60) == 0
+        assert not [p for p in machines.pids_of(m) if _exe(p) in ("raylet", "gcs_server")]
+        rt = m.runtime()
+        assert rt.inspect(cid).running  # Docker keeps it: stopping veo's node stops Ray only
+        machines.start_node(m)
+        view.wait(lambda: view.converged(expected) and "tres" in view.nodes_alive(), 240,
+                  "tres back, kept re-adopted or replaced")
+        now = {(i["service"], i["instance"]): i for i in view.instances("kept")}[("kept", 0)]
+        assert now["id"] == cid or now["generation"] > views[("kept", 0)]["generation"]
+    finally:
+        view.http.delete("/api/services/kept")
+        view.wait(lambda: not any(view.containers({"kept"}).values()), 60, "kept removed")
+
+
+def _exe(pid: int) -> str:
+    try:
+        return os.path.basename(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode())
+    except OSError:
+        return ""
 
 
 def test_reboot_readopts_or_replaces_never_duplicates(machines, view):
