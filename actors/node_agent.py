@@ -35,7 +35,7 @@ from veo.core.supervision import Death, Decision, Member
 from veo.core.names import (LABEL_CLUSTER, LABEL_INSTANCE, LABEL_MANAGED, LABEL_NODE, LABEL_SERVICE,
                             actor_name, docker_host_from)
 from veo.core.translate import create_kwargs
-from veo.node import rejoin  # HOOK(veo.node.rejoin)
+from actors import rejoin  # HOOK(actors.rejoin)
 
 log = logging.getLogger("veo.agent")
 START_RETRIES = 2
@@ -143,7 +143,7 @@ class NodeAgent:
         self.settings, self.cluster = settings, cluster
         self.known_services = set(known_services) | set(removed_services)
         async with self.lock:
-            # HOOK(veo.node.rejoin): fencing hand-over with this machine's `veo node` process
+            # HOOK(actors.rejoin): fencing hand-over with this machine's `veo node` process
             await asyncio.to_thread(rejoin.on_converge, self.runtime, self.node, desired, settings)
             containers = await asyncio.to_thread(self._list)
             plan = plan_converge(desired, containers, self.known_services)

@@ -16,7 +16,7 @@ from conftest import STOP_AFTER
 from world import SPEC
 
 from veo.core.names import LABEL_NODE
-from veo.node import handoff
+from veo.adapters import handoff
 
 pytestmark = [pytest.mark.docker, pytest.mark.ray, pytest.mark.timeout(420)]
 EXPECTED = {"spread": 3}

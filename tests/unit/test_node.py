@@ -17,7 +17,8 @@ from veo.cli.app import app
 from veo.core.config import load_spec
 from veo.core.errors import SpecError
 from veo.core.models import EventKind, Settings
-from veo.node import handoff, rejoin
+from actors import rejoin
+from veo.adapters import handoff
 from veo.node.fence import Watch
 from veo.node.raynode import RayNodeConfig, argv, env
 

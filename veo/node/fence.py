@@ -4,7 +4,7 @@ A machine that cannot reach the head's GCS port for ``stop_after`` seconds has b
 by the cluster long before (Ray's health check, ~3 s with veo's settings) and its work re-placed
 elsewhere under a higher generation. So it stops (never removes) its own veo containers; when it
 rejoins, its agent removes the stale generations and restarts what is still its own
-(``veo.node.rejoin``).
+(``actors.rejoin``).
 
 The watch is a plain TCP connect to the GCS port: it needs neither the raylet nor any actor,
 which are exactly what a partition takes away.

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from veo.core.names import docker_host_from
-from veo.node import handoff
+from veo.adapters import handoff
 from veo.node.fence import Watch, gcs_reachable, stop_node_containers
 from veo.node.raynode import RayNode, RayNodeConfig
 

@@ -78,7 +78,7 @@ def argv(cfg: RayNodeConfig) -> list[str]:
 
 def env(cfg: RayNodeConfig, node_dir: Path, base: dict[str, str] | None = None) -> dict[str, str]:
     """The raylet's environment, inherited by every worker (so by the NodeAgent)."""
-    from veo.node.handoff import NODE_DIR_ENV
+    from veo.adapters.handoff import NODE_DIR_ENV
 
     out = dict(os.environ if base is None else base)
     if cfg.docker_host:

@@ -1,4 +1,5 @@
-"""The agent's side of fencing, called from one hook at the top of ``NodeAgent.converge``.
+"""The agent's side of fencing (see veo.node.fence), called from one hook at the top of
+``NodeAgent.converge``.
 
 Each converge it caches ``settings.disconnect.stop_after`` for the node process and, once the
 machine is back in the cluster, takes what the node process stopped while it was cut off:
@@ -16,7 +17,7 @@ from typing import Callable
 from veo.core.converge import identity
 from veo.core.models import Event, EventKind, Settings
 from veo.core.names import LABEL_GROUP, LABEL_NODE
-from veo.node import handoff
+from veo.adapters import handoff
 
 log = logging.getLogger("veo.rejoin")
 
