@@ -24,7 +24,7 @@ CLUSTER_PID = $(shell sed -n 's/.*"pid": \([0-9]*\).*/\1/p' $(STATE_DIR)/local-c
 IN_CLUSTER_NS = $(if $(CLUSTER_PID),nsenter --net=/proc/$(CLUSTER_PID)/ns/net,)
 ARGS ?= ps
 
-.PHONY: install system-deps run multiple veo down test unit chaos bench clean
+.PHONY: install system-deps run multiple veo down test test-machines unit chaos bench clean
 
 install: system-deps $(VENV)/.installed
 
@@ -58,8 +58,10 @@ $(VENV)/.installed: pyproject.toml
 run: install
 	$(LOOPBACK) $(VEO) up cluster.yml --watch
 
+# the demo on two machines, uno and dos, each with its own address, dockerd and `veo node start`
+# (tests/machines/world.py); Ctrl-C removes them. Enter one: see README, "Running on several machines"
 multiple: install
-	$(LOOPBACK) $(VEO) up cluster.yml --engine-per-node --watch
+	$(LOOPBACK) $(PY) tests/machines/world.py cluster.yml
 
 veo: install
 	$(IN_CLUSTER_NS) $(VEO) $(ARGS)
@@ -68,7 +70,11 @@ down: install
 	$(IN_CLUSTER_NS) $(VEO) down
 
 test: install
-	$(LOOPBACK) $(PY) -m pytest $(PYTEST_ARGS)
+	$(LOOPBACK) $(PY) -m pytest --ignore=tests/machines $(PYTEST_ARGS)
+
+# three machines (network namespaces with their own address, dockerd and `veo node start`)
+test-machines: install
+	$(LOOPBACK) $(PY) -m pytest tests/machines $(PYTEST_ARGS)
 
 unit: install
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

@@ -42,6 +42,7 @@ from veo.core.supervision import Death, Decision, Member
 from veo.core.translate import create_kwargs
 from veo.adapters.images import ensure_image
 from veo.adapters.prepare import forget, prepare, release  # networks, volumes, secret files
+from actors import rejoin
 
 log = logging.getLogger("veo.agent")
 S = InstanceStatus
@@ -134,6 +135,9 @@ class NodeAgent:
             # restarts go on while the engine is listed: a record that moves meanwhile is not
             # judged by this (stale) list
             before = {k: (r, r.moves) for k, r in self.insts.items()}
+            # fencing hand-over with this machine's `veo node` process (actors/rejoin.py): what it
+            # stopped while cut off is reported, and restarted when still the current generation
+            await asyncio.to_thread(rejoin.on_converge, self.runtime, self.node, desired, settings)
             containers = await asyncio.to_thread(self._list)
             plan = plan_converge(desired, containers, self.known_services)
             self._forget_undesired({a.key for a in desired})

@@ -6,6 +6,8 @@
     rolling    - a rolling update of 10 instances vs Swarm's rule of thumb
     store      - bench.store: state store bytes and time per event / slot change, SQLite vs Redis
     loader     - bench.big_spec: a 5 MB cluster.yml with 5,000 services through the loader
+    machines   - 3 machines (own address, dockerd, veo node): partition -> running elsewhere,
+                 heal -> no twin, reboot -> converged
 
 Anything that starts Ray must run in a loopback-only network namespace: ``make bench`` does that
 (``make bench BENCH_ARGS="--quick --only e2e"``). Results go to artifacts/bench.json.
@@ -24,7 +26,7 @@ from pathlib import Path
 
 from bench.common import Engine, VeoWorld, fmt, format_table, loadavg, machine_info, verdict
 
-PARTS = ("placement", "e2e", "restart", "rolling", "store", "loader")
+PARTS = ("placement", "e2e", "restart", "rolling", "store", "loader", "machines")
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "artifacts" / "bench.json"
 
 
@@ -145,6 +147,13 @@ def main(argv: list[str] | None = None) -> int:
             results["rolling"] = _guard("rolling", lambda: rolling.run(engine, world), errors)
             if "error" not in results["rolling"]:
                 rolling.print_report(results["rolling"])
+        if "machines" in parts:
+            from bench import machines
+
+            results["machines"] = _guard("machines", lambda: machines.run(1 if args.quick else 2),
+                                         errors)
+            if "error" not in results["machines"]:
+                machines.print_report(results["machines"])
             print()
         results["machine"] = machine_info(engine.docker_host if engine else None)
     finally:
@@ -214,6 +223,13 @@ def summary_rows(results: dict) -> list[list]:
                      f"ratio {fmt(ro['ratio'], 2)}"])
     elif ro:
         rows.append(["rolling", ro.get("error", "?"), "-", "-"])
+    ms = results.get("machines")
+    if ms and "median_s" in ms:
+        for k, med in ms["median_s"].items():
+            rows.append([f"machines: {k.removesuffix('_s').replace('_', ' ')} (median)",
+                         f"{fmt(med, 1)} s", "-", "-"])
+    elif ms:
+        rows.append(["machines", ms.get("error", "?"), "-", "-"])
     rows += _store_summary_rows(results)
     return rows
 

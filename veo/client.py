@@ -272,4 +272,10 @@ def _local_address() -> str | None:
     from veo.adapters import ray_local
 
     rec = ray_local.read_record(state_dir())
-    return rec.address if rec else None
+    if rec:
+        return rec.address
+    # a machine joined with `veo node start`: its node process knows the head's address
+    from veo.node.process import read_record
+
+    node = read_record(state_dir())
+    return node["address"] if node else None

@@ -41,6 +41,14 @@ def start_scheduler(address: str | None = None, state_path: str | Path | None = 
     return Cluster(handle)
 
 
+def _joined_address() -> str | None:
+    """The cluster this machine joined with `veo node start` (its node process's record)."""
+    from veo.node.process import read_record
+
+    rec = read_record(state_dir())
+    return rec["address"] if rec else None
+
+
 def _nodes(spec: ClusterSpec) -> list[Node]:
     return spec.nodes or [Node(name="local")]
 
@@ -76,6 +84,8 @@ def deploy(file: str | Path, *, address: str | None = None, engine_per_node: boo
     for w in loaded.warnings:
         log(str(w))
     if address is None:
+        address = _joined_address()
+    if address is None:
         rec = local.read_record(state_dir())
         if rec is None:
             rec = start_local(loaded.spec, engine_per_node=engine_per_node, log=log)
@@ -86,6 +96,7 @@ def deploy(file: str | Path, *, address: str | None = None, engine_per_node: boo
 
 def teardown(*, address: str | None = None, keep_cluster: bool = False) -> list[str]:
     lines: list[str] = []
+    address = address or _joined_address()
     rec = local.read_record(state_dir()) if address is None else None
     if address is None and rec is None:
         raise NotConnected("no veo cluster is running here (nothing to stop)")

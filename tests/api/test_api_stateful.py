@@ -28,7 +28,7 @@ def test_links_lead_from_create_to_read_and_delete():
                                                headers={"Authorization": f"Bearer {TOKEN}"})
         links = schema.raw_schema["paths"]["/api/services"]["post"]["responses"]["201"]["links"]
         assert links["RemoveService"]["parameters"] == {"name": "$response.body#/created/0"}
-        calls = run_state_machine(schema, TOKEN, examples=80, steps=10, setup=fake.reset)
+        calls = run_state_machine(schema, TOKEN, examples=150, steps=10, setup=fake.reset)
     finally:
         server.close()
     # the runs went through the links: a service created, then used by its name

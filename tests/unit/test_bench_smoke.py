@@ -75,3 +75,11 @@ def test_args_and_summary_rows():
     assert flat["e2e 4 services: compose"][1] == "not installed"
     assert flat["e2e ratio veo / raw x4 (same parallelism)"][3] == "met"
     assert flat["restart ratio veo / docker p95"][3] == "met"
+
+
+def test_summary_rows_show_the_machines_figures():
+    res = {"machines": {"median_s": {"partition_to_running_elsewhere_s": 7.61, "heal_to_no_twin_s": 19.0}}}
+    rows = summary_rows(res)
+    assert ["machines: partition to running elsewhere (median)", "7.6 s", "-", "-"] in rows
+    assert summary_rows({"machines": {"error": "boom"}}) == [["machines", "boom", "-", "-"]]
+    assert "machines" in parse_args(["--only", "machines"]).only

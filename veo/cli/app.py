@@ -136,6 +136,7 @@ def _register_commands() -> None:
     # registered last; their heavy imports (ray) happen inside the commands
     from veo.cli.cluster import register
     from veo.cli.engine import engine_app
+    from veo.cli.node import node_app
     from veo.cli.serve import register as register_serve
     from veo.cli.tasks import register as register_tasks  # veo tasks / run / resolve
     from veo.cli.updates import register as register_updates
@@ -145,6 +146,7 @@ def _register_commands() -> None:
     register_updates(app)
     register_tasks(app)
     app.add_typer(engine_app, name="engine", help="Make a Docker engine available (private dockerd).")
+    app.add_typer(node_app, name="node", help="This machine as a veo node: `veo node start`.")
 
 
 _register_commands()

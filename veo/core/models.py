@@ -580,6 +580,24 @@ class DiscoverySettings(Strict):
     forward: Literal["resolver", "refuse"] | list[str] = "resolver"
 
 
+class Disconnect(Strict):
+    """``settings.disconnect``: what a machine does when it cannot reach the cluster.
+
+    ``stop_after``: after this long without the head's GCS port, the machine's ``veo node``
+    process stops (never removes) its veo containers, so that no twin outlives the replacements
+    the rest of the cluster started (like Nomad's ``stop_on_client_after``). ``never`` (None)
+    keeps them running."""
+
+    stop_after: float | None = 30.0
+
+    @field_validator("stop_after", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> Any:
+        if v is None or (isinstance(v, str) and v.strip().lower() == "never"):
+            return None
+        return parse_duration(v)
+
+
 class Settings(Strict):
     """Cluster-wide knobs (``settings:`` in cluster.yml)."""
 
@@ -592,6 +610,7 @@ class Settings(Strict):
     backoff_factor: float = Field(default=2.0, ge=1)
     orphan_grace: float = Field(default=60.0, ge=0)
     discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
+    disconnect: Disconnect = Field(default_factory=Disconnect)
 
     @field_validator("budget_period", "backoff_initial", "backoff_max", "orphan_grace", mode="before")
     @classmethod

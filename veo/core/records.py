@@ -96,6 +96,7 @@ class EventKind(str, enum.Enum):
     reaped = "reaped"
     node_joined = "node_joined"
     node_lost = "node_lost"
+    fenced = "fenced"  # its machine stopped it while cut off from the cluster (disconnect.stop_after)
     applied = "applied"
     update_started = "update_started"
     instance_replaced = "instance_replaced"
