@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from veo.adapters.event_log import EventLog, event_key
-from veo.adapters.store import open_store, prefix_end, row_changes
+from veo.adapters.store import open_store, prefix_end
 from veo.adapters.store_redis import RedisStore, split_url
 from veo.core.records import Event, EventKind
 
@@ -117,15 +117,3 @@ def test_an_unreachable_redis_is_a_clear_error(redis_server):
     with pytest.raises(StoreError, match=r"state store redis://127\.0\.0\.1:\d+/0 is not reachable"):
         RedisStore(f"redis://127.0.0.1:{free_port()}/0")
 
-
-def test_row_changes_writes_only_what_changed(store):
-    before = {"web#0": {"node": "uno"}, "web#1": {"node": "dos"}, "db#0": {"node": "uno"}}
-    store.write(*row_changes("slot/", {}, before))
-    after = {**before, "web#1": {"node": "tres"}, "api#0": {"node": "uno"}}
-    del after["db#0"]
-    puts, deletes = row_changes("slot/", before, after)
-    assert puts == {"slot/web#1": {"node": "tres"}, "slot/api#0": {"node": "uno"}}
-    assert deletes == ["slot/db#0"]
-    store.write(puts, deletes)
-    assert store.scan("slot/") == {f"slot/{k}": v for k, v in sorted(after.items())}
-    assert row_changes("slot/", after, after) == ({}, [])
