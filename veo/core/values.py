@@ -7,6 +7,7 @@ downstream sees one shape. Re-exported by ``veo.core.models``.
 
 from __future__ import annotations
 
+import enum
 import shlex
 from typing import Any, Literal
 
@@ -305,3 +306,36 @@ class HealthCheck(Strict):
         if v <= 0:
             raise ValueError(f"must be above 0, got {v}")
         return v
+
+
+# ---- the words of a service's supervision and placement ----------------------------------------
+
+
+class RestartPolicy(str, enum.Enum):
+    never = "never"
+    restart = "restart"
+
+
+class GroupRole(str, enum.Enum):
+    master = "master"
+    slave = "slave"
+
+
+class GroupPolicy(str, enum.Enum):
+    master_kills_all = "master_kills_all"
+    one_kills_all = "one_kills_all"
+    one_for_one = "one_for_one"
+
+
+class PullPolicy(str, enum.Enum):
+    """When a node pulls a service's image (compose's ``pull_policy``)."""
+
+    missing = "missing"  # only when the node's engine does not have it
+    always = "always"  # before every container is created
+    never = "never"  # the image must be on the node already
+
+
+class OnUnhealthy(str, enum.Enum):
+    restart = "restart"
+    kill = "kill"
+    leave = "leave"
