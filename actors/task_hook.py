@@ -9,11 +9,8 @@
   and last log lines, and the result is kept for ``veo tasks``;
 * ``views`` and ``trigger`` for ``veo tasks`` and ``veo run``.
 
-Task state lives on the Scheduler as ``_task_states`` and in the store under ``tasks``.
-
-The Scheduler's desired state is read through ``_st`` (``sched.state``, the ``DesiredState`` value
-on main, or the Scheduler's own attributes before it) and agents' reports through ``report_field``
-(``AgentReport`` or a dict), so these hooks survive the Scheduler's rewrite unchanged.
+Task state (each task's calendar cursor and runs) is part of the Scheduler's ``DesiredState``
+(``state.tasks``), saved with it before anything acts on it.
 """
 
 from __future__ import annotations
@@ -30,7 +27,6 @@ from veo.core.names import instance_key
 from veo.core.tasks import TaskState, calendar_of, instances_of, plan_tasks, trigger as _trigger
 
 log = logging.getLogger("veo.tasks")
-STORE_KEY = "tasks"
 LOG_LINES = 10
 LOG_TIMEOUT = 2.0
 
@@ -41,30 +37,25 @@ def _now(sched) -> float:
 
 
 def _st(sched):
-    """The desired state: services, slots, settings, cluster."""
-    return getattr(sched, "state", sched)
+    """The Scheduler's desired state (``DesiredState``)."""
+    return sched.state
 
 
 def report_field(report, name: str, default=None):
-    if report is None:
-        return default
-    if isinstance(report, dict):
-        return report.get(name, default)
-    return getattr(report, name, default)
+    return default if report is None else getattr(report, name, default)
 
 
 def _states(sched) -> dict[str, TaskState]:
-    states = getattr(sched, "_task_states", None)
-    if states is None:
-        raw = sched.store.get(STORE_KEY, {}) or {}
-        states = sched._task_states = {n: TaskState.from_json(d) for n, d in raw.items()}
+    if not hasattr(sched, "_task_marks"):
         sched._task_marks = {}  # run key -> {"started": t, "exit_code": n}, from agents' events
-    return states
+    return sched.state.tasks
 
 
 def _save(sched, states: dict[str, TaskState]) -> None:
-    sched._task_states = states
-    sched.store.put_many({STORE_KEY: {n: s.to_json() for n, s in states.items()}})
+    """Persist the task states at once: the cursor fences a second start of a tick."""
+    sched.state.tasks = states
+    sched.state.touch("tasks")
+    sched.state.save(sched.store)
 
 
 def _tasks(sched) -> dict:

@@ -10,7 +10,9 @@ import asyncio
 from actors import discovery_hook, task_hook
 from veo.adapters.store import MemoryStore
 from veo.core.calendar import run_instance
-from veo.core.models import Event, EventKind, Health, Instance, InstanceStatus, Service, Settings
+from veo.core.desired import DesiredState
+from veo.core.models import (AgentReport, Event, EventKind, Health, Instance, InstanceStatus,
+                             Service, Settings)
 from veo.core.names import instance_key
 from veo.core.reconcile import Slot
 from veo.core.views import NodeRec
@@ -19,15 +21,30 @@ T0 = 1_780_000_000 - 1_780_000_000 % 3600
 
 
 class FakeScheduler:
-    """The attributes the hooks read, nothing else."""
+    """The attributes the hooks read, nothing else: the desired state loaded from the store (as a
+    restarted Scheduler does), its services and slots set by the test."""
 
     def __init__(self, store: MemoryStore, services: dict[str, Service], now: float):
-        self.store, self.services, self.now = store, services, now
-        self.slots: dict[str, Slot] = {}
-        self.nodes = {"uno": NodeRec("uno", alive=True, host="10.0.0.1", report={"instances": []})}
-        self.settings, self.cluster = Settings(), "prod"
+        self.store, self.now = store, now
+        self.state = DesiredState.load(store)
+        self.state.cluster, self.state.services, self.state.settings = "prod", services, Settings()
+        self.nodes = {"uno": NodeRec("uno", alive=True, host="10.0.0.1",
+                                     report=AgentReport(node="uno", docker_host="x"))}
         self.recorded: list[Event] = []
         self.wake = asyncio.Event()
+
+    # the test reads and writes these as the actor's state holds them
+    @property
+    def slots(self) -> dict[str, Slot]:
+        return self.state.slots
+
+    @slots.setter
+    def slots(self, value: dict[str, Slot]) -> None:
+        self.state.slots = value
+
+    @property
+    def services(self) -> dict[str, Service]:
+        return self.state.services
 
     def clock(self) -> float:
         return self.now
@@ -153,13 +170,13 @@ def test_discovery_table_follows_reports_and_versions_only_on_change() -> None:
                   healthcheck={"test": "true"})
     s = FakeScheduler(MemoryStore(), {"web": web}, T0)
     s.slots = {"web#0": Slot("web#0", "web", 0, "web#0", "uno", 1, web.spec_hash())}
-    s.nodes["uno"].report = {"instances": [Instance(service="web", instance=0, node="uno",
-                                                    status=InstanceStatus.running,
-                                                    health=Health.starting)]}
+    s.nodes["uno"].report = AgentReport(node="uno", docker_host="x", instances=[
+        Instance(service="web", instance=0, node="uno", status=InstanceStatus.running,
+                 health=Health.starting)])
     t1 = discovery_hook.current(s)
     assert t1.records[0].served is False and t1.records[0].ports[0].published == 8080
     assert discovery_hook.current(s).version == t1.version  # nothing changed: same version
-    s.nodes["uno"].report["instances"][0] = s.nodes["uno"].report["instances"][0].model_copy(
+    s.nodes["uno"].report.instances[0] = s.nodes["uno"].report.instances[0].model_copy(
         update={"health": Health.healthy})
     t2 = discovery_hook.current(s)
     assert t2.version > t1.version and t2.records[0].served

@@ -30,13 +30,14 @@ from veo.core.policy import enforce
 from veo.core import rollout
 from veo.core.depends import show_held
 from veo.core.reconcile import Result, Slot, reconcile
+from veo.core.tasks import TaskState
 from veo.core.update import RollingUpdate
 
 T = TypeVar("T")
 
 # the parts of the state written whole, each one key of the store (a spec is applied whole)
 _PARTS = ("cluster", "services", "settings", "policy", "nodes", "removed", "cordoned", "draining",
-          "event_index", "spec_index", "versions", "updates", "retiring")
+          "event_index", "spec_index", "versions", "updates", "retiring", "tasks")
 # the parts that change per event, one row per instance: an event costs one row, not the lot
 _ROWS = {"slots": "slot/", "restarts": "restart/"}
 
@@ -75,6 +76,7 @@ class DesiredState:
     versions: dict[str, list[dict]] = field(default_factory=dict)  # service -> kept versions
     updates: dict[str, RollingUpdate] = field(default_factory=dict)  # target -> its update
     retiring: dict[str, Slot] = field(default_factory=dict)  # start-first: old slots still desired
+    tasks: dict[str, TaskState] = field(default_factory=dict)  # task -> its calendar cursor, runs
     _dirty: set[str] = field(default_factory=set, repr=False, compare=False)
     # row part -> the keys changed since the last save (None: all of them)
     _dirty_rows: dict[str, set[str] | None] = field(default_factory=dict, repr=False, compare=False)
@@ -107,6 +109,7 @@ class DesiredState:
             versions=store.get("versions", {}),
             updates={t: RollingUpdate.from_json(u) for t, u in store.get("updates", {}).items()},
             retiring={k: Slot.from_json(v) for k, v in store.get("retiring", {}).items()},
+            tasks={n: TaskState.from_json(d) for n, d in (store.get("tasks") or {}).items()},
         )
         st._legacy = legacy
         st.touch(*legacy)
@@ -181,8 +184,8 @@ class DesiredState:
             return [n.model_dump(mode="json") for n in self.expected.values()]
         if part == "retiring":
             return {k: s.to_json() for k, s in self.retiring.items()}
-        if part == "updates":
-            return {t: u.to_json() for t, u in self.updates.items()}
+        if part in ("updates", "tasks"):
+            return {t: u.to_json() for t, u in getattr(self, part).items()}
         value = getattr(self, part)
         return sorted(value) if isinstance(value, set) else value
 
@@ -262,10 +265,12 @@ class DesiredState:
             self.touch("restarts")
 
     def _forget_history(self, services: Iterable[str]) -> None:
-        """A removed service's versions and updates go with it."""
+        """A removed service's versions, updates and task calendar go with it."""
         for name in services:
             if self.versions.pop(name, None) is not None:
                 self.touch("versions")
+            if self.tasks.pop(name, None) is not None:
+                self.touch("tasks")
             for target in [t for t, u in self.updates.items() if name in u.services]:
                 del self.updates[target]
                 self.touch("updates")
@@ -275,10 +280,10 @@ class DesiredState:
         versions and updates."""
         removed = self.removed | set(self.services)
         self.services, self.slots, self.restarts = {}, {}, {}
-        self.versions, self.updates, self.retiring = {}, {}, {}
+        self.versions, self.updates, self.retiring, self.tasks = {}, {}, {}, {}
         self.cordoned, self.draining, self.removed = set(), set(), removed
         self.touch("services", "slots", "restarts", "cordoned", "draining", "removed", "versions",
-                   "updates", "retiring")
+                   "updates", "retiring", "tasks")
 
     def add_node(self, node: Node) -> None:
         self.expected[node.name] = node
