@@ -132,6 +132,8 @@ def _service(doc: Doc, path: UserPath, body: dict, flavour: str) -> dict:
             doc.renamed[(*path, "depends_on", str(dep))] = (*path, "depends_on", str(i))
     if flavour == "compose":
         body.setdefault("restart", "no")
+        # compose files reach peers by service name: across nodes that is veo's DNS
+        body.setdefault("discovery", True)
         health = body.get("healthcheck")
         if isinstance(health, dict):
             body["healthcheck"] = {**COMPOSE_HEALTH_DEFAULTS, **health}
