@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 import ray
 
@@ -168,20 +168,6 @@ class Cluster(Waits):
         """What discovery answers for ``service``: addresses, SRV ports, every instance's record
         (served or not, and why), and where each node's DNS answers."""
         return _call(self._s.discovery.remote(service))
-
-    def events(self, since: int | None = None, follow: bool = False,
-               poll: float = 10.0) -> Iterator[Event]:
-        """Events after index ``since`` (recent ones when None); with follow, waits for more."""
-        batch = _call(self._s.events_since.remote(since))
-        while True:
-            for ev in batch:
-                since = ev.index
-                yield ev
-            if not follow:
-                return
-            batch = _call(self._s.events_since.remote(since, 1000, poll), timeout=poll + 30)
-
-    # ---- what every front door asks ---------------------------------------------------------
 
     def service(self, name: str) -> Service:
         for svc in self.services():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -180,17 +180,6 @@ class RemoteCluster(Waits):
     def logs(self, service: str, instance: int = 0, tail: int = 100) -> str:
         return self._request("GET", f"{_instance(service, instance)}/logs",
                              params={"tail": tail}).text
-
-    def events(self, since: int | None = None, follow: bool = False,
-               poll: float = 10.0) -> Iterator[Event]:
-        batch = self.events_batch(since)
-        while True:
-            for ev in batch:
-                since = ev.index
-                yield ev
-            if not follow:
-                return
-            batch = self.events_batch(since, 1000, poll)
 
     def events_batch(self, since: int | None = None, limit: int = 1000,
                      wait: float = 0.0) -> list[Event]:

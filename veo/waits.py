@@ -4,10 +4,10 @@ when a deployment counts as settled, waiting for it, and reading a growing log t
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 from veo.core.errors import VeoError
-from veo.core.models import Instance, InstanceStatus
+from veo.core.models import Event, Instance, InstanceStatus
 
 
 def settled(instances: list[Instance]) -> bool:
@@ -27,7 +27,20 @@ def tail_growth(old: str, new: str) -> str:
 
 
 class Waits:
-    """``wait`` for a client class that has ``containers()``, ``services()`` and ``nodes()``."""
+    """``wait`` and ``events`` for a client class that has ``containers()``, ``services()``,
+    ``nodes()`` and ``events_batch()``, whatever carries its calls."""
+
+    def events(self, since: int | None = None, follow: bool = False,
+               poll: float = 10.0) -> Iterator[Event]:
+        """Events after index ``since`` (recent ones when None); with follow, waits for more."""
+        batch = self.events_batch(since)
+        while True:
+            for ev in batch:
+                since = ev.index
+                yield ev
+            if not follow:
+                return
+            batch = self.events_batch(since, 1000, poll)
 
     def _needed(self, service: str | None) -> set[str]:
         """Services that must have instances before a wait can be over ('instances: all' ones
