@@ -4,7 +4,9 @@ Scheduler."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import uuid
 from collections import deque
 
 import ray
@@ -36,14 +38,19 @@ class Handles:
 
 class EventSink:
     """Batches events to the Scheduler off the caller's path; keeps them while it is unreachable
-    (restarting), so a Scheduler restart loses no event an agent saw."""
+    (restarting), so a Scheduler restart loses no event an agent saw. Delivery is at least once (a
+    Scheduler killed while taking a batch may have recorded it): each event carries its
+    ``source`` (this sink and a number), by which the Scheduler records it once."""
 
     def __init__(self) -> None:
         self.buffer: deque[Event] = deque(maxlen=EVENT_BUFFER)
         self.handles = Handles()
         self._wake: asyncio.Event | None = None
+        self._origin = uuid.uuid4().hex[:12]
+        self._sent = itertools.count(1)
 
     def emit(self, event: Event) -> None:
+        event.source = f"{self._origin}:{next(self._sent)}"
         self.buffer.append(event)
         if self._wake is None:
             self._wake = asyncio.Event()

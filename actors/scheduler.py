@@ -57,6 +57,8 @@ class Scheduler:
         self.event_log = EventLog(self.store, keep=EVENT_KEEP)
         self.event_log.skip_to(self.state.event_index)  # a store from before events persisted
         self.events.extend(self.event_log.recent(EVENT_KEEP))
+        # events agents sent (by source) among those kept: a batch sent again is recorded once
+        self.seen = {e.source for e in self.events if e.source}
         self.state.event_index = max(self.state.event_index, self.event_log.last_index())
         self.nodes: dict[str, NodeRec] = {}
         self.pending: dict[str, str] = {}  # unit -> why it is not placed (from the last plan)
@@ -276,6 +278,7 @@ class Scheduler:
     # ---- from agents ---------------------------------------------------------------------------
 
     async def record(self, events: list[Event]) -> None:
+        events = self._fresh(events)  # an agent's batch sent again is recorded once
         events = await task_hook.enrich(self, events)  # HOOK(tasks): exit code, duration, logs
         self._record(events)
         self._commit(wake=False)
@@ -283,6 +286,14 @@ class Scheduler:
         # (fresh reports) happen now, not at the next tick
         if any(e.status is not None for e in events) or discovery_hook.prompts(events):
             self.wake.set()
+
+    def _fresh(self, events: list[Event]) -> list[Event]:
+        """The events not recorded yet, by their ``source`` (agents deliver at least once)."""
+        fresh = [e for e in events if not e.source or e.source not in self.seen]
+        if len(self.seen) > 2 * EVENT_KEEP:  # bounded: only what the buffer still holds counts
+            self.seen = {e.source for e in self.events if e.source}
+        self.seen.update(e.source for e in fresh if e.source)
+        return fresh
 
     def _record(self, events: list[Event]) -> None:
         """Index, buffer and fold events (the caller commits)."""

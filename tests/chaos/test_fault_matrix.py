@@ -218,7 +218,10 @@ def _try(errors, fn, *args):
 
 def test_9_missing_image_fails_without_a_crash_loop(world, names):
     name = names("noimage")
-    world.client.add_service(Service(name=name, image="veo/does-not-exist:1", network_mode="none"))
+    # pull_policy never: the image is not on the engine and no registry is asked (this machine has
+    # none; an unreachable registry would be a temporary error, retried)
+    world.client.add_service(Service(name=name, image="veo/does-not-exist:1", network_mode="none",
+                                     pull_policy="never"))
     inst = wait_for(lambda: next((i for i in world.instances(name) if i.status is InstanceStatus.failed), None),
                     30, what="failed")
     assert "image 'veo/does-not-exist:1' not found" in inst.reason

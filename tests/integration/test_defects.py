@@ -55,6 +55,7 @@ BROKEN = CLUSTER + textwrap.indent(textwrap.dedent("""
     broken:
       image: veo/no-such-image
       network_mode: none
+      pull_policy: never
 """), "  ")
 EMPTY = "name: defects\nnodes:\n  - node: solo\nservices: {}\n"
 

@@ -124,6 +124,9 @@ class Event(BaseModel):
     restarts: int | None = None
     # the lifecycle status this event moved the instance to (veo.core.lifecycle.move), if any
     status: InstanceStatus | None = None
+    # who sent it, and its number there: an event an agent sends again (its Scheduler died while
+    # taking the batch) is recognised and recorded once
+    source: str | None = None
     # a task run's completed/failed event: how long it ran and the last lines it logged
     duration: float | None = None
     logs: str | None = None
