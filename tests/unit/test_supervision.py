@@ -132,18 +132,19 @@ def test_budget_window_rebuilt_from_times_kept_elsewhere():
 
 
 def test_backoff_grows_then_caps_and_resets_after_a_long_run():
-    assert backoff_delay(0, SETTINGS) == pytest.approx(0.1)
-    assert backoff_delay(1, SETTINGS) == pytest.approx(0.2)
-    assert backoff_delay(3, SETTINGS) == pytest.approx(0.8)
+    assert backoff_delay(0, SETTINGS) == 0.0  # the first restart is immediate
+    assert backoff_delay(1, SETTINGS) == pytest.approx(0.1)
+    assert backoff_delay(2, SETTINGS) == pytest.approx(0.2)
+    assert backoff_delay(4, SETTINGS) == pytest.approx(0.8)
     assert backoff_delay(20, SETTINGS) == 10
     m = Member("job#0", "job")
     state = UnitState()
     settings = Settings(budget_restarts=100, backoff_initial=0.1, backoff_max=10)
     delays = [decide(Death("job#0", 1, ran_for=0.1), [m], GroupPolicy.one_for_one, state, settings, i).delay
               for i in range(4)]
-    assert delays == pytest.approx([0.1, 0.2, 0.4, 0.8])
+    assert delays == pytest.approx([0.0, 0.1, 0.2, 0.4])
     long_run = decide(Death("job#0", 1, ran_for=10), [m], GroupPolicy.one_for_one, state, settings, 5)
-    assert long_run.delay == pytest.approx(0.1)
+    assert long_run.delay == 0.0
 
 
 def test_forced_restart_restarts_a_never_member():

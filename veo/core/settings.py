@@ -103,7 +103,7 @@ class Settings(Strict):
     # OTP restart intensity: more than `budget_restarts` in `budget_period` seconds fails the group
     budget_restarts: int = Field(default=10, ge=1)
     budget_period: float = Field(default=60.0, gt=0)
-    backoff_initial: float = Field(default=0.1, ge=0)  # the first restart is quick
+    backoff_initial: float = Field(default=0.1, ge=0)  # from the second quick death: the first restart is at once
     backoff_max: float = Field(default=30.0, ge=0)
     backoff_factor: float = Field(default=2.0, ge=1)
     orphan_grace: float = Field(default=60.0, ge=0)

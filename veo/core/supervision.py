@@ -15,8 +15,8 @@ Vocabulary from Erlang/OTP supervisors:
 * The restart *budget* (OTP intensity/period) is per unit: more than ``budget_restarts`` restarts in
   ``budget_period`` seconds stops the whole unit and marks it failed, so a crash loop cannot storm the
   node.
-* Restarts back off: the first is quick (``backoff_initial``), then the delay doubles
-  (``backoff_factor``) up to ``backoff_max``; a member that ran for ``backoff_max`` seconds or longer
+* Restarts back off: the first is immediate, the second waits ``backoff_initial``, then the delay
+  doubles (``backoff_factor``) up to ``backoff_max``; a member that ran for ``backoff_max`` seconds or longer
   before dying starts the back-off over (its restart *count* never resets).
 
 Nothing here imports ray or docker; the GroupSupervisor actor holds the state and calls ``decide``.
@@ -94,10 +94,14 @@ class UnitState:
 
 
 def backoff_delay(quick_failures: int, settings: Settings) -> float:
-    """Delay before the next restart after ``quick_failures`` consecutive quick deaths."""
+    """Delay before the next restart after ``quick_failures`` consecutive quick deaths.
+
+    The first restart is immediate: a member that ran well and died once is most likely to run
+    again, and the budget already bounds a storm. Docker's restart manager waits 100 ms there;
+    veo waits from the second quick death on (``backoff_initial``, then x ``backoff_factor``)."""
     if quick_failures <= 0:
-        return settings.backoff_initial
-    delay = settings.backoff_initial * settings.backoff_factor**quick_failures
+        return 0.0
+    delay = settings.backoff_initial * settings.backoff_factor ** (quick_failures - 1)
     return min(settings.backoff_max, delay)
 
 
