@@ -13,6 +13,7 @@ import json
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,15 +26,21 @@ USER, PASSWORD = "veo", "s3cret-pw"
 
 
 class Registry:
-    def __init__(self, *, auth: bool = False):
+    """``ip``/``port``/``enter``: where it listens, and the command prefix that runs it there
+    (the machines suite runs one inside a machine's namespace: ``nsenter --net=…``)."""
+
+    def __init__(self, *, auth: bool = False, ip: str = "127.0.0.1", port: int | None = None,
+                 enter: list[str] | None = None):
         if shutil.which("docker-registry") is None:
             pytest.fail("docker-registry is not installed; run `make install` (Debian package "
                         "docker-registry)", pytrace=False)
         self.dir = Path(tempfile.mkdtemp(prefix="veo-registry-"))
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.host = f"127.0.0.1:{self.port}"
+        if port is None:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+        self.ip, self.port, self.enter = ip, port, list(enter or [])
+        self.host = f"{ip}:{port}"
         self.auth = auth
         self.proc: subprocess.Popen | None = None
         self._write_config()
@@ -56,7 +63,8 @@ class Registry:
     def start(self) -> None:
         log = open(self.dir / "registry.log", "ab")
         # dies with this pytest process even when it is killed before its teardown
-        self.proc = subprocess.Popen(["docker-registry", "serve", str(self.dir / "config.yml")],
+        self.proc = subprocess.Popen([*self.enter, "docker-registry", "serve",
+                                      str(self.dir / "config.yml")],
                                      stdout=log, stderr=subprocess.STDOUT,
                                      preexec_fn=_die_with_parent)
         deadline = time.monotonic() + 20
@@ -64,11 +72,22 @@ class Registry:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"docker-registry exited: {self.log()[-2000:]}")
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
+                if self._answers():
+                    return
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("docker-registry did not listen within 20s")
+
+    def _answers(self) -> bool:
+        if not self.enter:
+            try:
+                socket.create_connection((self.ip, self.port), timeout=0.5).close()
+                return True
+            except OSError:
+                return False
+        probe = f"import socket; socket.create_connection(('{self.ip}', {self.port}), 0.5)"
+        return subprocess.run([*self.enter, sys.executable, "-c", probe],
+                              capture_output=True).returncode == 0
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

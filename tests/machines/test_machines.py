@@ -208,6 +208,49 @@ def test_reboot_readopts_or_replaces_never_duplicates(machines, view):
         view.wait(lambda: not any(view.containers({"pinned"}).values()), 60, "pinned removed")
 
 
+def test_images_come_from_a_registry_on_one_machine_and_every_engine_pulls(machines, view):
+    """Debian's docker-registry on the head machine (its address, plain HTTP on this private
+    network, trusted through each engine's daemon.json), veo's image pushed there from the head's
+    engine, and the other machines' engines pulling it when veo places the service there."""
+    import docker
+    from registry import Registry
+
+    head = machines.head
+    registry = Registry(ip=head.ip, port=5000, enter=head.enter())
+    client = docker.DockerClient(base_url=head.docker_host)
+    try:
+        ref = registry.push(client, "veo/busybox:latest", "demo/app", "1")
+        for name in ("dos", "tres"):
+            assert not _has_image(machines.machines[name], ref)  # nowhere but the head's engine
+        body = {"name": "pulled", "image": ref, "command": ["sleep", "3600"], "instances": 2,
+                "network_mode": "none", "hosts": ["dos", "tres"], "cpus": 0.1, "memory": "16m",
+                "stop_grace_period": "1s"}
+        assert view.http.post("/api/services", json=body).status_code == 201
+        view.wait(lambda: view.converged({**EXPECTED, "pulled": 2}), 120, "pulled running")
+        for name in ("dos", "tres"):
+            assert _has_image(machines.machines[name], ref), name
+            containers = view.containers({"pulled"})[name]
+            assert [c.image for c in containers] == [ref], (name, containers)
+    finally:
+        view.http.delete("/api/services/pulled")
+        view.wait(lambda: not any(view.containers({"pulled"}).values()), 60, "pulled removed")
+        client.close()
+        registry.close()
+
+
+def _has_image(m, ref: str) -> bool:
+    import docker
+
+    client = docker.DockerClient(base_url=m.docker_host)
+    try:
+        client.images.get(ref)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+    finally:
+        client.close()
+
+
 def test_report_figures():
     """Not a check: the measured times, in the test log (make bench reports them too)."""
     print("machines figures:", json.dumps({k: round(v, 1) for k, v in FIGURES.items()}))

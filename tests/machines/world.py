@@ -156,7 +156,9 @@ class Machines:
 
     def start_engine(self, m: Machine) -> None:
         m.root.mkdir(parents=True, exist_ok=True)
-        (m.root / "daemon.json").write_text("{}\n")
+        # the machines' own registry (on the head, tests/machines/test_images.py) speaks plain HTTP:
+        # trusted on this private network, as an operator's daemon.json would say
+        (m.root / "daemon.json").write_text(json.dumps({"insecure-registries": [f"{SUBNET}.0/24"]}))
         (m.root / "docker.pid").unlink(missing_ok=True)
         self._spawn(m, "dockerd", [
             "dockerd", f"--host={m.docker_host}", f"--data-root={m.root / 'data'}",
