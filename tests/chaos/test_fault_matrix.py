@@ -224,7 +224,7 @@ def test_9_missing_image_fails_without_a_crash_loop(world, names):
                                      pull_policy="never"))
     inst = wait_for(lambda: next((i for i in world.instances(name) if i.status is InstanceStatus.failed), None),
                     30, what="failed")
-    assert "image 'veo/does-not-exist:1' not found" in inst.reason
+    assert "image 'veo/does-not-exist:1' is not on engine" in inst.reason and "pull_policy" in inst.reason
     time.sleep(3)
     assert world.instances(name)[0].restarts == 0
     assert not containers_of(world, {name})
