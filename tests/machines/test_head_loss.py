@@ -142,6 +142,9 @@ def test_head_machine_lost_and_replaced_the_cluster_carries_on(world, redis_serv
     old_events = view.get("/api/events?limit=1000")
     last = old_events[-1]["index"]
     assert last > 0
+    workers = [m for m in world.machines.values() if not m.head]
+    raylets = {m.name: _raylets(world, m) for m in workers}
+    assert all(raylets.values())
 
     t0 = time.monotonic()
     killed = world.power_off(head)
@@ -160,6 +163,8 @@ def test_head_machine_lost_and_replaced_the_cluster_carries_on(world, redis_serv
     after = view.wait(lambda: view.converged(EXPECTED), 180, "steady converged after the head loss")
     FIGURES["head_kill_to_converged_s"] = time.monotonic() - t0
 
+    # Ray's GCS fault tolerance: the workers' raylets reconnected to the new GCS (not restarted)
+    assert {m.name: _raylets(world, m) for m in workers} == raylets
     # never restarted: the same containers, started at the same instant, and veo shows them
     assert _engine_truth(world) == before
     assert {v["id"] for v in after.values()} == set(before)
