@@ -21,7 +21,8 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, directory: Path, *extra: str) -> None:
+    def __init__(self, directory: Path, *extra: str, bind: str = "127.0.0.1") -> None:
+        """``bind``: where it listens (other network namespaces reach it on a bridge address)."""
         exe = shutil.which("redis-server")
         if exe is None:
             raise RuntimeError("redis-server is missing: apt-get install redis-server (make install)")
@@ -29,7 +30,7 @@ class RedisServer:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        args = [exe, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.dir),
+        args = [exe, "--bind", bind, "--port", str(self.port), "--dir", str(self.dir),
                 "--appendonly", "yes", "--save", "", "--daemonize", "no", *extra]
         self.log = open(self.dir / "redis.log", "wb")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,

@@ -93,9 +93,12 @@ class Machine:
 
 
 class Machines:
-    def __init__(self, specs: list[tuple[str, str]], *, stop_after: str = "30s", tag: str | None = None):
-        """``specs``: (name, role) per machine, the head first."""
+    def __init__(self, specs: list[tuple[str, str]], *, stop_after: str = "30s", tag: str | None = None,
+                 subnet: str = SUBNET):
+        """``specs``: (name, role) per machine, the head first; another ``subnet`` (and ``tag``)
+        lets a second world live beside the suite's."""
         self.tag = tag or f"vm{os.getpid() % 100000}"
+        self.subnet = subnet
         self.root = Path("/tmp") / self.tag  # short: sockets live under it
         self.root.mkdir(parents=True, exist_ok=False)
         self.bridge = f"br{self.tag}"[:15]
@@ -108,7 +111,7 @@ class Machines:
         self.stop_after = stop_after
         self.machines: dict[str, Machine] = {}
         for i, (name, role) in enumerate(specs):
-            self.machines[name] = Machine(name=name, role=role, ip=f"{SUBNET}.{11 + i}",
+            self.machines[name] = Machine(name=name, role=role, ip=f"{subnet}.{11 + i}",
                                           netns=f"{self.tag}-{name}", veth=f"v{self.tag}{i}"[:15],
                                           root=self.root / name, head=i == 0)
         self.head = next(iter(self.machines.values()))
@@ -117,7 +120,7 @@ class Machines:
 
     def start(self) -> "Machines":
         _sh("ip", "link", "add", self.bridge, "type", "bridge")
-        _sh("ip", "addr", "add", f"{SUBNET}.1/24", "dev", self.bridge)
+        _sh("ip", "addr", "add", f"{self.subnet}.1/24", "dev", self.bridge)
         _sh("ip", "link", "set", self.bridge, "up")
         for m in self.machines.values():
             self._network(m)
