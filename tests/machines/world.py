@@ -161,7 +161,7 @@ class Machines:
         m.root.mkdir(parents=True, exist_ok=True)
         # the machines' own registry (on the head, tests/machines/test_images.py) speaks plain HTTP:
         # trusted on this private network, as an operator's daemon.json would say
-        (m.root / "daemon.json").write_text(json.dumps({"insecure-registries": [f"{SUBNET}.0/24"]}))
+        (m.root / "daemon.json").write_text(json.dumps({"insecure-registries": [f"{self.subnet}.0/24"]}))
         (m.root / "docker.pid").unlink(missing_ok=True)
         self._spawn(m, "dockerd", [
             "dockerd", f"--host={m.docker_host}", f"--data-root={m.root / 'data'}",
