@@ -159,7 +159,7 @@ class Machines:
 
     def start_engine(self, m: Machine) -> None:
         m.root.mkdir(parents=True, exist_ok=True)
-        # the machines' own registry (on the head, tests/machines/test_images.py) speaks plain HTTP:
+        # the machines' own registry (on the head, test_machines.py) speaks plain HTTP:
         # trusted on this private network, as an operator's daemon.json would say
         (m.root / "daemon.json").write_text(json.dumps({"insecure-registries": [f"{self.subnet}.0/24"]}))
         (m.root / "docker.pid").unlink(missing_ok=True)
