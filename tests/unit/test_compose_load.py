@@ -610,3 +610,20 @@ def test_network_ipam_is_the_engines() -> None:
     assert [str(w) for w in result.warnings] == [
         "compose.yml:4:5: warning: networks.default.ipam: ignored: the engine chooses the subnet "
         "and addresses"]
+
+
+def test_services_that_may_be_split_across_nodes_get_a_warning() -> None:
+    text = """\
+        x-veo: {nodes: [n1, n2]}
+        services:
+          web: {image: x}
+          db: {image: x}
+          a: {image: x, networks: [pinned], deploy: {placement: {constraints: [node.hostname == n1]}}}
+          b: {image: x, networks: [pinned], deploy: {placement: {constraints: [node.hostname == n1]}}}
+        networks: {pinned: {}}
+        """
+    assert [str(w) for w in load(text).warnings] == [
+        "compose.yml:3:3: warning: services.web.networks: web, db share network 'default' but may "
+        "run on different nodes, where their names do not resolve (veo has no cross-node "
+        "discovery yet): put them in one group, or give them the same hosts:"]
+    assert not load(text.replace("[n1, n2]", "[n1]")).warnings
