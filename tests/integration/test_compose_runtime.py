@@ -198,3 +198,35 @@ def test_secrets_and_configs_are_files_only_the_container_reads(runtime, raw, ve
             forget(c.name)
         release(runtime, veo_cluster)
     assert not list(secrets_root().iterdir())
+
+
+def test_published_ports_work_on_a_project_network(runtime, raw, veo_cluster) -> None:
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:  # a free port on this (loopback-only) network namespace
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    spec = parse_spec(textwrap.dedent(f"""\
+        name: {veo_cluster}
+        services:
+          web:
+            image: veo/httpd
+            command: ["sh", "-c", "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 80 -h /www"]
+            stop_grace_period: 1s
+            ports: ["127.0.0.1:{port}:80"]
+        """), "compose.yml", env={}).spec
+    try:
+        up(runtime, spec)
+        body = None
+        for _ in range(50):
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read()
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert body == b"hello\n"
+    finally:
+        for c in raw.containers.list(all=True, filters={"label": f"{LABEL_CLUSTER}={veo_cluster}"}):
+            c.remove(force=True)
+        release(runtime, veo_cluster)
