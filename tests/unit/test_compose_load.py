@@ -627,3 +627,14 @@ def test_services_that_may_be_split_across_nodes_get_a_warning() -> None:
         "run on different nodes, where their names do not resolve (veo has no cross-node "
         "discovery yet): put them in one group, or give them the same hosts:"]
     assert not load(text.replace("[n1, n2]", "[n1]")).warnings
+
+
+def test_network_mode_service_needs_the_peer_first_in_the_group() -> None:
+    assert problems("""\
+        services:
+          probe: {image: x, group: g, network_mode: "service:db"}
+          db: {image: x, group: g}
+        """) == [
+        "compose.yml:2:45: services.probe.network_mode: service:db needs db's container first, "
+        "and the group starts probe, db in that order: make db the master, or declare it before "
+        "probe"]

@@ -467,3 +467,9 @@ def _service_network(doc: Doc, spec: Any, where: UserPath, svc: Any, other: str)
         doc.add(where, f"service:{other} shares {other}'s network namespace, which works only on "
                 f"the node that runs {other}: put both in one group (group: NAME on each), so "
                 "veo places them together")
+    else:
+        order = [m.name for m in spec.groups()[svc.group]]
+        if order.index(other) > order.index(svc.name):
+            doc.add(where, f"service:{other} needs {other}'s container first, and the group "
+                    f"starts {', '.join(order)} in that order: make {other} the master, or "
+                    f"declare it before {svc.name}")
