@@ -228,6 +228,7 @@ def test_a_plain_compose_file_gets_compose_defaults() -> None:
     svc = load("services: {job: {image: x, healthcheck: {test: 'true'}}}").spec.services["job"]
     assert svc.restart.value == "never"
     assert (svc.healthcheck.interval, svc.healthcheck.timeout, svc.healthcheck.retries) == (30, 30, 3)
+    assert svc.on_unhealthy.value == "leave"  # Docker only reports it
 
 
 @pytest.mark.parametrize("marker", ["nodes: [n1]", "settings: {}", "policy: {}",

@@ -5,7 +5,8 @@ secrets' and configs' ``file:``).
 * ``x-veo:`` carries veo's own top-level keys (``policy``, ``name``, ``nodes``, ``settings``) in a
   place the compose schema allows, so one file serves both tools;
 * defaults: a file with no veo-only key is a compose file and gets compose's (Docker's) defaults —
-  ``restart: no``, health checks every 30 s with a 30 s timeout; a cluster.yml keeps veo's
+  ``restart: no``, health checks every 30 s with a 30 s timeout, an unhealthy container left
+  running (``on_unhealthy: leave``); a cluster.yml keeps veo's
   (``x-veo: {defaults: veo | compose}`` chooses explicitly);
 * ``environment:``: a bare ``KEY`` takes KEY from the command's environment, or leaves it unset;
   ``env_file:`` is read relative to the file, each file overriding the one before and
@@ -136,6 +137,9 @@ def _service(doc: Doc, path: UserPath, body: dict, flavour: str) -> dict:
         health = body.get("healthcheck")
         if isinstance(health, dict):
             body["healthcheck"] = {**COMPOSE_HEALTH_DEFAULTS, **health}
+        if health is not None:
+            # Docker only reports 'unhealthy'; compose restarts nothing for it
+            body.setdefault("on_unhealthy", "leave")
     return body
 
 
