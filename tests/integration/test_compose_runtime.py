@@ -198,3 +198,70 @@ def test_secrets_and_configs_are_files_only_the_container_reads(runtime, raw, ve
             forget(c.name)
         release(runtime, veo_cluster)
     assert not list(secrets_root().iterdir())
+
+
+def test_published_ports_work_on_a_project_network(runtime, raw, veo_cluster) -> None:
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:  # a free port on this (loopback-only) network namespace
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    spec = parse_spec(textwrap.dedent(f"""\
+        name: {veo_cluster}
+        services:
+          web:
+            image: veo/httpd
+            command: ["sh", "-c", "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 80 -h /www"]
+            stop_grace_period: 1s
+            ports: ["127.0.0.1:{port}:80"]
+        """), "compose.yml", env={}).spec
+    try:
+        up(runtime, spec)
+        body = None
+        for _ in range(50):
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read()
+                break
+            except OSError:
+                time.sleep(0.2)
+        assert body == b"hello\n"
+    finally:
+        for c in raw.containers.list(all=True, filters={"label": f"{LABEL_CLUSTER}={veo_cluster}"}):
+            c.remove(force=True)
+        release(runtime, veo_cluster)
+
+
+def test_network_mode_service_shares_the_group_peers_namespace(runtime, raw, veo_cluster) -> None:
+    spec = parse_spec(textwrap.dedent(f"""\
+        name: {veo_cluster}
+        services:
+          db:
+            image: veo/httpd
+            command: ["sh", "-c", "mkdir -p /www && echo peer > /www/index.html && exec httpd -f -p 80 -h /www"]
+            group: pod
+            group_role: master
+            stop_grace_period: 1s
+          probe:
+            image: veo/busybox
+            command: ["sleep", "600"]
+            group: pod
+            network_mode: service:db
+            stop_grace_period: 1s
+        """), "cluster.yml", env={}).spec
+    try:
+        ids = {}
+        for name in ("db", "probe"):  # the group's order: master first
+            svc = spec.services[name]
+            kw = prepare(runtime, svc, veo_cluster, create_kwargs(
+                svc, cluster=veo_cluster, instance=0, generation=7 if name == "db" else 1, node="n1"))
+            ids[name] = runtime.create(kw)
+            runtime.start(ids[name])
+        assert raw.api.inspect_container(ids["probe"])["HostConfig"]["NetworkMode"] == \
+            f"container:{ids['db']}"
+        assert "peer" in wait_for(runtime, ids["probe"], ["wget", "-q", "-O-", "http://127.0.0.1/"],
+                                  "peer")
+    finally:
+        for c in raw.containers.list(all=True, filters={"label": f"{LABEL_CLUSTER}={veo_cluster}"}):
+            c.remove(force=True)
+        release(runtime, veo_cluster)

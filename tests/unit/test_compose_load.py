@@ -228,6 +228,7 @@ def test_a_plain_compose_file_gets_compose_defaults() -> None:
     svc = load("services: {job: {image: x, healthcheck: {test: 'true'}}}").spec.services["job"]
     assert svc.restart.value == "never"
     assert (svc.healthcheck.interval, svc.healthcheck.timeout, svc.healthcheck.retries) == (30, 30, 3)
+    assert svc.on_unhealthy.value == "leave"  # Docker only reports it
 
 
 @pytest.mark.parametrize("marker", ["nodes: [n1]", "settings: {}", "policy: {}",
@@ -612,3 +613,31 @@ def test_network_ipam_is_the_engines() -> None:
     assert [str(w) for w in result.warnings] == [
         "compose.yml:4:5: warning: networks.default.ipam: ignored: the engine chooses the subnet "
         "and addresses"]
+
+
+def test_services_that_may_be_split_across_nodes_get_a_warning() -> None:
+    text = """\
+        x-veo: {nodes: [n1, n2]}
+        services:
+          web: {image: x}
+          db: {image: x}
+          a: {image: x, networks: [pinned], deploy: {placement: {constraints: [node.hostname == n1]}}}
+          b: {image: x, networks: [pinned], deploy: {placement: {constraints: [node.hostname == n1]}}}
+        networks: {pinned: {}}
+        """
+    assert [str(w) for w in load(text).warnings] == [
+        "compose.yml:3:3: warning: services.web.networks: web, db share network 'default' but may "
+        "run on different nodes, where their names do not resolve (veo has no cross-node "
+        "discovery yet): put them in one group, or give them the same hosts:"]
+    assert not load(text.replace("[n1, n2]", "[n1]")).warnings
+
+
+def test_network_mode_service_needs_the_peer_first_in_the_group() -> None:
+    assert problems("""\
+        services:
+          probe: {image: x, group: g, network_mode: "service:db"}
+          db: {image: x, group: g}
+        """) == [
+        "compose.yml:2:45: services.probe.network_mode: service:db needs db's container first, "
+        "and the group starts probe, db in that order: make db the master, or declare it before "
+        "probe"]

@@ -13,7 +13,9 @@ Decisions:
 * A container without ``network_mode`` on an engine that has no bridge network (``dockerd
   --bridge=none``, as veo's private engines) is created with ``network_mode: none``. Docker would
   call it "default" and give it only loopback anyway; saying so makes ``inspect`` tell the truth.
-  Published ports on such an engine are refused, since Docker would silently drop them.
+  Published ports on such an engine are refused, since Docker would silently drop them. A
+  container on a user network (``network``, a compose project's) keeps it: user networks, their
+  DNS and their published ports work without the default bridge.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ each create (one hook in ``actors/node_agent.py``), and by ``release`` at ``veo 
   an ``external: true`` network must already exist. The container joins its first network at
   create with its aliases (the service name, plus ``aliases:``), so Docker's embedded DNS resolves
   the service name to every copy on that network; further networks are connected before start.
+* ``network_mode: service:db`` (allowed within a group) joins the namespace of the db container
+  of the same copy on this engine.
 * Declared volumes are created with their ``driver``/``driver_opts``/``labels`` when missing; an
   ``external: true`` volume must exist. Volumes are kept at ``veo down``, as compose keeps them.
 * Secrets and configs arrive with the spec; each is written into a directory veo owns on the node
@@ -33,7 +35,8 @@ from docker.types import Mount
 from veo.adapters.docker_api import DockerRuntime
 from veo.core.compose_types import SecretFile
 from veo.core.models import Service
-from veo.core.names import LABEL_CLUSTER, LABEL_MANAGED, LABEL_NETWORK
+from veo.core.names import (LABEL_CLUSTER, LABEL_GENERATION, LABEL_INSTANCE, LABEL_MANAGED,
+                            LABEL_NETWORK, LABEL_SERVICE)
 
 _LOCKS: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 
@@ -49,6 +52,8 @@ def prepare(runtime: DockerRuntime, service: Service, cluster: str, kwargs: dict
                                   driver=definition.driver, options=definition.driver_opts,
                                   external=definition.external)
         out = {**kwargs, **_networks(runtime, service, cluster)}
+    if (service.network_mode or "").startswith("service:"):
+        out["network_mode"] = _peer_namespace(runtime, service, cluster, kwargs)
     files = [*service.secrets, *service.configs]
     if files:
         out["mounts"] = [*out.get("mounts", []), *_write_files(service, kwargs["name"], files)]
@@ -70,6 +75,21 @@ def _networks(runtime: DockerRuntime, service: Service, cluster: str) -> dict:
     first, aliases = joined[0]
     return {"network": first, "networking_config": {first: {"Aliases": aliases}},
             "extra_networks": dict(joined[1:])}
+
+
+def _peer_namespace(runtime: DockerRuntime, service: Service, cluster: str, kwargs: dict) -> str:
+    """``service:db`` -> the network namespace of this copy's db container on this engine (the
+    loader allows it only within a group, whose members share a node and an instance number;
+    the newest generation wins). The translated name is kept when db has no container yet, and
+    the engine then says so."""
+    peer = service.network_mode.split(":", 1)[1]
+    instance = kwargs["labels"][LABEL_INSTANCE]
+    found = runtime.list(labels={LABEL_MANAGED: "true", LABEL_CLUSTER: cluster,
+                                 LABEL_SERVICE: peer, LABEL_INSTANCE: instance})
+    if not found:
+        return kwargs.get("network_mode", f"container:{peer}")
+    newest = max(found, key=lambda c: int(c.labels.get(LABEL_GENERATION, "0")))
+    return f"container:{newest.id}"
 
 
 def release(runtime: DockerRuntime, cluster: str) -> list[str]:

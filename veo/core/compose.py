@@ -5,7 +5,8 @@ secrets' and configs' ``file:``).
 * ``x-veo:`` carries veo's own top-level keys (``policy``, ``name``, ``nodes``, ``settings``) in a
   place the compose schema allows, so one file serves both tools;
 * defaults: a file with no veo-only key is a compose file and gets compose's (Docker's) defaults —
-  ``restart: no``, health checks every 30 s with a 30 s timeout; a cluster.yml keeps veo's
+  ``restart: no``, health checks every 30 s with a 30 s timeout, an unhealthy container left
+  running (``on_unhealthy: leave``); a cluster.yml keeps veo's
   (``x-veo: {defaults: veo | compose}`` chooses explicitly);
 * ``environment:``: a bare ``KEY`` takes KEY from the command's environment, or leaves it unset;
   ``env_file:`` is read relative to the file, each file overriding the one before and
@@ -47,13 +48,14 @@ _PROJECT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 def normalise(doc: Doc, data: dict, *, defaults: str | None = None) -> dict:
     """The top-level mapping with compose's meaning made explicit in veo's keys."""
+    # decided on the file as written: keys under x-veo leave it a compose file
+    flavour = defaults or _flavour(data)
     data = _x_veo(doc, data)
     if isinstance(data.get("name"), str) and "_" in data["name"] and _PROJECT_NAME.match(data["name"]):
         new = data["name"].replace("_", "-")
         doc.add(("name",), f"veo separates the parts of container names with '_'; the "
                 f"project {data['name']!r} runs as cluster {new!r}", warning=True)
         data = {**data, "name": new}
-    flavour = defaults or _flavour(data)
     services = data.get("services")
     if isinstance(services, dict):
         data = {**data, "services": {
@@ -137,6 +139,9 @@ def _service(doc: Doc, path: UserPath, body: dict, flavour: str) -> dict:
         health = body.get("healthcheck")
         if isinstance(health, dict):
             body["healthcheck"] = {**COMPOSE_HEALTH_DEFAULTS, **health}
+        if health is not None:
+            # Docker only reports 'unhealthy'; compose restarts nothing for it
+            body.setdefault("on_unhealthy", "leave")
     return body
 
 
@@ -403,6 +408,26 @@ def resolve(doc: Doc, spec: Any) -> None:
                             f"when {dep} restarts")
     for where, message in depends.check(spec.services):
         doc.add(where, message, key=True)
+    if len(spec.nodes) > 1:
+        _spread_networks(doc, spec)
+
+
+def _spread_networks(doc: Doc, spec: Any) -> None:
+    """A warning per network whose services may land on different nodes: Docker's DNS resolves
+    names only between containers of one engine, and veo has no cross-node discovery yet."""
+    members: dict[str, list[Any]] = {}
+    for svc in spec.services.values():
+        for key in svc.networks:
+            members.setdefault(key, []).append(svc)
+    for key, svcs in members.items():
+        places = {svc.group or (svc.hosts[0] if len(svc.hosts) == 1 else f"?{svc.name}")
+                  for svc in svcs}
+        if len(svcs) > 1 and len(places) > 1:
+            names = ", ".join(s.name for s in svcs)
+            doc.add(("services", svcs[0].name, "networks"),
+                    f"{names} share network {key!r} but may run on different nodes, where their "
+                    "names do not resolve (veo has no cross-node discovery yet): put them in one "
+                    "group, or give them the same hosts:", warning=True)
 
 
 def _named_volume(doc: Doc, spec: Any, where: UserPath, svc: Any, vol: Any) -> None:
@@ -448,3 +473,9 @@ def _service_network(doc: Doc, spec: Any, where: UserPath, svc: Any, other: str)
         doc.add(where, f"service:{other} shares {other}'s network namespace, which works only on "
                 f"the node that runs {other}: put both in one group (group: NAME on each), so "
                 "veo places them together")
+    else:
+        order = [m.name for m in spec.groups()[svc.group]]
+        if order.index(other) > order.index(svc.name):
+            doc.add(where, f"service:{other} needs {other}'s container first, and the group "
+                    f"starts {', '.join(order)} in that order: make {other} the master, or "
+                    f"declare it before {svc.name}")
