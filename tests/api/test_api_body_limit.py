@@ -53,7 +53,7 @@ def test_a_5mb_cluster_yml_under_the_limit_is_applied(server, fake, monkeypatch)
     assert 5_000_000 < len(text) <= DEFAULT_MAX_BODY
     applied = []
     # the fake cluster's own apply is quadratic (~9 s of CPU for 5,000): record the spec instead
-    monkeypatch.setattr(fake, "apply", lambda spec: applied.append(spec) or {
+    monkeypatch.setattr(fake, "apply", lambda spec, check_index=None: applied.append(spec) or {
         "added": sorted(spec.services), "changed": [], "removed": [], "unchanged": []})
     # generous: parsing takes ~2 s of CPU, and the machine is shared
     r = httpx.put(f"{server.url}/api/services", content=text, headers=YAML, timeout=240)
