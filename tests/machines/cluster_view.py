@@ -9,20 +9,10 @@ from typing import Callable, TypeVar
 import httpx
 
 from veo.core.names import LABEL_GENERATION, LABEL_INSTANCE, LABEL_MANAGED, LABEL_SERVICE
+from ray_world import NotYet  # the falsy answer that says why, shared with the Ray world
 from world import Machines
 
 T = TypeVar("T")
-
-
-class NotYet:
-    def __init__(self, why: str):
-        self.why = why
-
-    def __bool__(self) -> bool:
-        return False
-
-    def __repr__(self) -> str:
-        return f"not yet: {self.why}"
 
 
 class ClusterView:
