@@ -31,6 +31,7 @@ from veo.adapters.event_log import EventLog
 from veo.adapters.store import open_store
 from veo.core import rollout
 from veo.core.desired import DesiredState, summary
+from veo.core.summary import step_stats
 from veo.core.depends import held_back
 from veo.core.errors import Conflict, NotFound, VeoError
 from veo.core.models import (AgentReport, ClusterSpec, Event, EventKind, Instance, InstanceStatus,
@@ -44,6 +45,7 @@ EVENT_KEEP = 10_000
 REPORT_TIMEOUT = 5.0
 CONVERGE_TIMEOUT = 120.0
 NODE_ACTORS = ("agent", "supervisor", "health")
+STEP_KEEP = 1000  # control-loop step durations kept for loop_stats (benchmarks, /metrics)
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
@@ -67,6 +69,7 @@ class Scheduler:
         self.new_events = asyncio.Condition()
         self.wake = asyncio.Event()
         self._loop: asyncio.Task | None = None
+        self.step_times: deque[float] = deque(maxlen=STEP_KEEP)  # seconds, the last steps
         # after a restart (kill -9, node failure) nobody may call us for a while: queue a call to
         # ourselves so the control loop resumes as soon as this constructor returns
         ray.get_runtime_context().current_actor.ping.remote()
@@ -204,6 +207,11 @@ class Scheduler:
         """The worker process (fault-injection tests kill it)."""
         return os.getpid()
 
+    async def loop_stats(self) -> dict:
+        """Durations of the last control-loop steps (how long the loop's own work takes, not
+        the wait between steps): count, p50, p95 and max in seconds."""
+        return step_stats(self.step_times)
+
     async def ping(self) -> str:
         self._start()
         return self.state.cluster
@@ -317,10 +325,12 @@ class Scheduler:
     async def _run(self) -> None:
         while True:
             self.wake.clear()
+            began = time.perf_counter()
             try:
                 await self._step()
             except Exception:  # the loop must survive any one bad step; the next one retries
                 log.exception("control loop step failed")
+            self.step_times.append(time.perf_counter() - began)
             try:
                 await asyncio.wait_for(self.wake.wait(), self.tick)
             except asyncio.TimeoutError:

@@ -54,3 +54,12 @@ def summarize(spec: ClusterSpec, nodes: list[NodeView],
     return ClusterSummary(name=spec.name, policy=spec.policy, totals=totals(nodes),
                           nodes_alive=sum(1 for n in nodes if n.alive), nodes_total=len(nodes),
                           containers={s.value: n for s, n in status_counts(instances).items()})
+
+
+def step_stats(durations: Iterable[float]) -> dict:
+    """Count, p50, p95 and max of control-loop step durations (seconds); zeros when none."""
+    xs = sorted(durations)
+    if not xs:
+        return {"count": 0, "p50": 0.0, "p95": 0.0, "max": 0.0}
+    at = lambda q: xs[min(len(xs) - 1, int(q * len(xs)))]  # noqa: E731 - nearest rank
+    return {"count": len(xs), "p50": at(0.50), "p95": at(0.95), "max": xs[-1]}
