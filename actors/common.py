@@ -62,6 +62,8 @@ class EventSink:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            # let what the caller scheduled with its events (a restart's engine call) go first
+            await asyncio.sleep(0)
             while self.buffer:
                 batch = list(self.buffer)
                 try:

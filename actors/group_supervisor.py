@@ -1,9 +1,12 @@
 """GroupSupervisor: one per node; holds the supervision memory of every unit on that node.
 
-A unit is a group copy or an ungrouped instance. The NodeAgent reports a death; this actor applies
-the pure ``veo.core.supervision.decide`` to the unit's state (restart counts, back-off, budget window)
-and returns the Decision for the agent to carry out. It keeps no engine handle: deciding and acting
-are separate, so a decision can be tested without Docker and an agent restart loses no budget.
+A unit is a group copy or an ungrouped instance. The pure ``veo.core.supervision.decide`` turns a
+death and the unit's state (restart counts, back-off, budget window) into a Decision. The NodeAgent
+evaluates it in its own process on the restart path (a Ray round trip per death was the largest
+part of the restart latency: ``actors/agent_perf.LocalSupervision``) and mirrors each unit's state
+here with ``remember``; a restarted agent reloads it with ``snapshot``. ``on_death`` decides here,
+for a caller without its own copy. It keeps no engine handle: deciding and acting are separate, so
+a decision can be tested without Docker and an agent restart loses no budget.
 
 Restart counts and the budget window (restart times) the agent passes in are merged into the
 memory here, so a restart of either actor never makes a count go down nor resets the budget.
@@ -46,6 +49,15 @@ class GroupSupervisor:
         decision = decide(death, members, policy, state, settings, time.monotonic())
         decision.window = list(state.window)
         return decision
+
+    async def remember(self, unit: str, state: UnitState) -> None:
+        """The agent decided a death itself: keep its copy of the unit's memory, so a restarted
+        agent picks up counts, back-off and budget window."""
+        self.units[unit] = state
+
+    async def snapshot(self) -> dict[str, UnitState]:
+        """Every unit's memory, for an agent that (re)starts."""
+        return dict(self.units)
 
     async def pid(self) -> int:
         """The worker process (fault-injection tests kill it)."""

@@ -20,14 +20,18 @@ one unit never delays the restart of another. One converge runs at a time.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import ray
 
 from actors import discovery_hook, task_hook  # HOOK(tasks, discovery)
+from actors.agent_perf import (CapacityCache, LocalSupervision, ReportCache, RestartFirst,
+                               engine_parallelism, fingerprint)
 from actors.common import EventSink, Handles
 from veo.adapters.docker_api import DockerRuntime
 from veo.core.converge import identity, plan_converge
@@ -47,7 +51,14 @@ from actors import rejoin
 log = logging.getLogger("veo.agent")
 S = InstanceStatus
 START_RETRIES = 2
-CREATE_PARALLELISM = 4
+# engine calls at once: creates/starts of unrelated units side by side, bounded by the engine's
+# best parallelism measured by `make bench` on these machines (see actors/agent_perf.py)
+CREATE_PARALLELISM = engine_parallelism()
+
+
+class CreateRefused(VeoError):
+    """The engine refused to make the container (bad image, clash): final, not retried like a
+    refused start."""
 
 
 def _iso(time_nano: int) -> str:
@@ -69,9 +80,16 @@ class NodeAgent:
         self.orphan_seen: dict[str, float] = {}
         self.converge_lock = asyncio.Lock()
         self.unit_locks: dict[str, asyncio.Lock] = {}
-        self.windows: dict[str, list[float]] = {}  # unit -> budget window, see _on_death
         self.sink = EventSink()
         self.handles = Handles()
+        # a pool of our own: asyncio's default one has cpu+4 threads (6 here), fewer than the
+        # engine calls a converge makes side by side plus the report and the health calls
+        self.pool = ThreadPoolExecutor(CREATE_PARALLELISM + 4, thread_name_prefix="engine")
+        self.capacity = CapacityCache(self.runtime.info)
+        self.reports = ReportCache()
+        self.desired: tuple | None = None  # the last converge's arguments, with their version
+        self.supervision = LocalSupervision(self._supervisor)
+        self.priority = RestartFirst()
         self.synced = False
         self._started = False
         self._since = time.time()
@@ -87,6 +105,7 @@ class NodeAgent:
         self.stop_flag = threading.Event()
         threading.Thread(target=self._follow_events, args=(loop,), daemon=True, name="docker-events").start()
         loop.create_task(self._consume())
+        loop.create_task(self.supervision.load())  # before the first death needs it
 
     def _follow_events(self, loop: asyncio.AbstractEventLoop) -> None:
         """Thread: feed Docker's container events into the loop; reconnect with ``since`` so a gap
@@ -119,15 +138,31 @@ class NodeAgent:
         """The worker process (fault-injection tests kill it)."""
         return os.getpid()
 
+    def _io(self, fn, *args, **kwargs):
+        """A blocking engine call on the agent's own pool."""
+        return asyncio.get_running_loop().run_in_executor(
+            self.pool, functools.partial(fn, *args, **kwargs))
+
     def _lock(self, unit: str) -> asyncio.Lock:
         return self.unit_locks.setdefault(unit, asyncio.Lock())
 
     # ---- scheduler-facing ----------------------------------------------------------------------
 
+    async def resync(self, version: int) -> bool:
+        """Converge again to the list of ``version`` we hold (the Scheduler sends only the version
+        when the list did not change). False when we do not hold it: send the list."""
+        held = self.desired
+        if held is None or held[-1] != version:
+            return False
+        await self.converge(*held)
+        return True
+
     async def converge(self, desired: list[Assignment], known_services: list[str],
-                       removed_services: list[str], settings: Settings, cluster: str) -> None:
-        """Make the engine match ``desired``. Idempotent."""
+                       removed_services: list[str], settings: Settings, cluster: str,
+                       version: int | None = None) -> None:
+        """Make the engine match ``desired`` (the Scheduler's list ``version``). Idempotent."""
         self._ensure_started()
+        self.desired = (desired, known_services, removed_services, settings, cluster, version)
         # the cluster is named by the first apply, which may come after this agent was made
         self.settings, self.cluster = settings, cluster
         self.known_services = set(known_services) | set(removed_services)
@@ -137,8 +172,8 @@ class NodeAgent:
             before = {k: (r, r.moves) for k, r in self.insts.items()}
             # fencing hand-over with this machine's `veo node` process (actors/rejoin.py): what it
             # stopped while cut off is reported, and restarted when still the current generation
-            await asyncio.to_thread(rejoin.on_converge, self.runtime, self.node, desired, settings)
-            containers = await asyncio.to_thread(self._list)
+            await self._io(rejoin.on_converge, self.runtime, self.node, desired, settings)
+            containers = await self._io(self._list)
             plan = plan_converge(desired, containers, self.known_services)
             self._forget_undesired({a.key for a in desired})
             for c in plan.remove:
@@ -185,17 +220,28 @@ class NodeAgent:
                     # pending: never made; running/exited: its container vanished (removed by
                     # hand); anything else is on its way (starting, backoff) or ended
                     if inst is not None and inst.status in (S.pending, S.running, S.exited):
-                        await self._create_and_start(inst)
+                        await self.priority.clear()  # a restart's start goes first
+                        await self._start(inst, restarted=False, fresh=True)
 
         await asyncio.gather(*(one(u, m) for u, m in units.items()))
 
-    async def report(self) -> AgentReport:
+    async def report(self, since: int | None = None) -> AgentReport | None:
+        """Capacity and instances; None when ``since`` is the current version (nothing changed
+        since the caller's last report). Capacity is the engine's, refreshed every 30 s."""
         self._ensure_started()
-        info = await asyncio.to_thread(self.runtime.info)
-        return AgentReport(node=self.node, docker_host=self.docker_host, cpus=info.cpus,
-                           memory=info.memory, disk=info.disk, synced=self.synced,
-                           instances=[i.view(self.node) for i in self.insts.values()],
-                           **discovery_hook.report(self))  # where its DNS answers, which table
+        if self.capacity.stale():
+            await self._io(self.capacity.refresh)
+        info = self.capacity.value
+        dns = discovery_hook.report(self)  # where its DNS answers, which table
+
+        def build(version: int) -> AgentReport:
+            return AgentReport(node=self.node, docker_host=self.docker_host, cpus=info.cpus,
+                               memory=info.memory, disk=info.disk, synced=self.synced,
+                               instances=[i.view(self.node) for i in self.insts.values()],
+                               version=version, **dns)
+
+        extra = (self.synced, info.cpus, info.memory, info.disk, tuple(sorted(dns.items())))
+        return self.reports.get(build, fingerprint(self.insts.values(), extra), since)
 
     # ---- HOOK(tasks, discovery): see actors/task_hook.py and actors/discovery_hook.py -----------
 
@@ -218,7 +264,7 @@ class NodeAgent:
         inst = self._inst(key)
         if not inst.container_id:
             return ""
-        data = await asyncio.to_thread(self.runtime.logs, inst.container_id, tail=tail)
+        data = await self._io(self.runtime.logs, inst.container_id, tail=tail)
         return data.decode(errors="replace") if isinstance(data, bytes) else str(data)
 
     async def remove_all(self) -> int:
@@ -226,17 +272,17 @@ class NodeAgent:
         self._ensure_started()
         async with self.converge_lock:
             self.insts.clear()
-            containers = await asyncio.to_thread(self._list)
+            containers = await self._io(self._list)
             for c in containers:
                 await self._remove(c, "veo down")
-            await asyncio.to_thread(release, self.runtime, self.cluster)  # compose hook: networks
+            await self._io(release, self.runtime, self.cluster)  # compose hook: networks
         return len(containers)
 
     async def stats(self, key: str) -> dict:
         inst = self._inst(key)
         if not inst.container_id or inst.status is not S.running:
             raise Conflict(f"instance {key} is not running")
-        return await asyncio.to_thread(self.runtime.stats, inst.container_id)
+        return await self._io(self.runtime.stats, inst.container_id)
 
     # ---- health (called by the HealthChecker) ---------------------------------------------------
 
@@ -251,7 +297,7 @@ class NodeAgent:
         if action == OnUnhealthy.restart.value:
             # a kill makes a death like any other; its handling then restarts it (forced)
             inst.killed_unhealthy = True
-            await asyncio.to_thread(self.runtime.kill, container_id)
+            await self._io(self.runtime.kill, container_id)
         elif action == OnUnhealthy.kill.value:
             async with self._lock(inst.a.unit):
                 await self._stop(container_id, inst.a.service.stop_grace_period)
@@ -291,7 +337,7 @@ class NodeAgent:
             await self._on_death(inst, exit_code, time.monotonic() - inst.started_mono)
 
     async def _recheck(self) -> None:
-        containers = {c.id: c for c in await asyncio.to_thread(self._list)}
+        containers = {c.id: c for c in await self._io(self._list)}
         for inst in list(self.insts.values()):
             c = containers.get(inst.container_id or "")
             if c is not None and not c.running and inst.status is S.running:
@@ -302,18 +348,17 @@ class NodeAgent:
         forced = inst.killed_unhealthy
         reason = "unhealthy" if forced else f"exited with code {exit_code}"
         self._move(inst, S.exited, reason, exit_code=exit_code)
-        self._health().unwatch.remote(inst.container_id)
+        if a.service.healthcheck is not None:  # no watch, no Ray call on the restart path
+            self._health().unwatch.remote(inst.container_id)
         live = [self.insts[k] for k in a.members if k in self.insts
                 and self.insts[k].status not in (S.completed, S.failed)]
         members = [Member.of(i.a.service, i.a.instance) for i in live]
         death = Death(a.key, exit_code, ran_for=ran_for, reason=reason if forced else "",
                       force_restart=forced)
-        # the agent keeps each unit's budget window (restart times): a restarted supervisor
-        # merges it, so its budget is not forgotten
-        decision = await self._supervisor().on_death.remote(
-            a.unit, members, a.policy, death, self.settings, {i.a.key: i.restarts for i in live},
-            self.windows.get(a.unit, []))
-        self.windows[a.unit] = decision.window
+        # decided here with the pure rule, mirrored to the GroupSupervisor (no round trip)
+        await self.supervision.load()
+        decision = self.supervision.decide(a.unit, members, a.policy, death, self.settings,
+                                           {i.a.key: i.restarts for i in live})
         inst.reason = decision.reason
         await self._execute(a.unit, decision)
 
@@ -338,7 +383,7 @@ class NodeAgent:
     async def _restart_later(self, unit: str, keys: list[str], delay: float) -> None:
         if delay > 0:
             await asyncio.sleep(delay)
-        async with self._lock(unit):
+        async with self.priority.restarting(), self._lock(unit):
             for key in keys:
                 inst = self.insts.get(key)
                 if inst is None or inst.status is not S.backoff:
@@ -353,23 +398,15 @@ class NodeAgent:
 
     # ---- engine actions (callers hold the unit's lock) -------------------------------------------
 
-    async def _create_and_start(self, inst: InstanceRecord) -> None:
-        try:
-            await self._create(inst)
-        except EngineUnavailable as e:
-            inst.reason = str(e)  # no container yet: the next converge creates it again
-            return
-        except VeoError as e:
-            self._move(inst, S.failed, str(e))
-            return
-        await self._start(inst, restarted=False, fresh=True)
-
     async def _start(self, inst: InstanceRecord, *, restarted: bool, fresh: bool = False) -> None:
-        """Start the instance's container (re-creating it if it is gone). ``fresh``: it was just
-        created, so skip the look-up that finds a vanished container."""
+        """Start the instance's container (re-creating it if it is gone). ``fresh``: it is new,
+        create it first (an engine that is unavailable for the create: retried like a start)."""
         move(inst, S.starting, self.node)
         try:
             state = await self._start_container(inst, fresh)
+        except CreateRefused as e:  # the engine's word on the create itself (bad image, clash)
+            self._move(inst, S.failed, str(e))
+            return
         except (EngineUnavailable, VeoError) as e:
             unavailable = isinstance(e, EngineUnavailable)
             if not unavailable:
@@ -393,30 +430,51 @@ class NodeAgent:
         self._watch_health(inst)
 
     async def _start_container(self, inst: InstanceRecord, fresh: bool):
-        """The engine calls of a start; returns the container's state after it (None for a fresh
-        container: its start time comes with the engine's start event, a death as a die event)."""
-        state = True if fresh else (
-            await asyncio.to_thread(self.runtime.inspect, inst.container_id)
-            if inst.container_id else None)
-        if state is None:  # gone (auto_remove, removed by hand): make it again, same name
-            await self._create(inst)
-            await asyncio.to_thread(self.runtime.start, inst.container_id)
-            return await asyncio.to_thread(self.runtime.inspect, inst.container_id)
-        await asyncio.to_thread(self.runtime.start, inst.container_id)
-        return None if fresh else await asyncio.to_thread(self.runtime.inspect, inst.container_id)
+        """The engine calls of a start: one start call when the container is there (its start
+        time comes with the engine's start event, a quick death as a die event: no inspect).
+        Only a refused start looks whether the container is gone (auto_remove, removed by hand),
+        and then makes it again under the same name; that path returns its state."""
+        if fresh:  # image, networks, create and start in one hop to the engine threads
+            return await self._io(self._make_then_start, inst, self._create_args(inst))
+        if inst.container_id:
+            try:
+                await self._io(self.runtime.start, inst.container_id)
+                return None
+            except EngineUnavailable:
+                raise
+            except VeoError:
+                if await self._io(self.runtime.inspect, inst.container_id) is not None:
+                    raise
+        inst.container_id = await self._io(self._make, inst, self._create_args(inst))
+        await self._io(self.runtime.start, inst.container_id)
+        return await self._io(self.runtime.inspect, inst.container_id)
 
-    async def _create(self, inst: InstanceRecord) -> None:
-        """Create the instance's container (idempotent: a retried create finds its own)."""
+    def _create_args(self, inst: InstanceRecord) -> dict:
         a = inst.a
         kwargs = create_kwargs(a.service, cluster=self.cluster, instance=a.instance,
                                generation=a.generation, node=self.node)
-        # the image present first: built (veo's own) or pulled per pull_policy. ImageNotFound is
-        # permanent (fails); RegistryUnavailable is an EngineUnavailable: the next converge retries
-        await asyncio.to_thread(ensure_image, self.runtime, a.service.image, a.service.pull_policy)
         kwargs.update(discovery_hook.container_dns(self, a.service))  # dns: the node's veo DNS
-        kwargs = await asyncio.to_thread(  # networks, volumes, secret files
-            prepare, self.runtime, a.service, self.cluster, kwargs)
-        inst.container_id = await asyncio.to_thread(self.runtime.create, kwargs)
+        return kwargs
+
+    def _make(self, inst: InstanceRecord, kwargs: dict) -> str:
+        """Engine thread: the image present (built, or pulled per pull_policy: ImageNotFound is
+        permanent, RegistryUnavailable an EngineUnavailable retried later), networks, volumes
+        and secret files, then the container (idempotent: a retried create finds its own)."""
+        a = inst.a
+        ensure_image(self.runtime, a.service.image, a.service.pull_policy)
+        kwargs = prepare(self.runtime, a.service, self.cluster, kwargs)
+        return self.runtime.create(kwargs)
+
+    def _make_then_start(self, inst: InstanceRecord, kwargs: dict) -> None:
+        """Engine thread: make, then start. The id is set before the start, so the engine's
+        start and die events find the record."""
+        try:
+            inst.container_id = self._make(inst, kwargs)
+        except EngineUnavailable:
+            raise
+        except VeoError as e:
+            raise CreateRefused(str(e)) from None
+        self.runtime.start(inst.container_id)
 
     def _start_later(self, inst: InstanceRecord, restarted: bool, delay: float, reason: str) -> None:
         move(inst, S.backoff, self.node, reason)
@@ -449,12 +507,12 @@ class NodeAgent:
 
     async def _stop(self, cid: str, timeout: float) -> None:
         self.expected_stops.add(cid)
-        await asyncio.to_thread(self.runtime.stop, cid, timeout)
+        await self._io(self.runtime.stop, cid, timeout)
 
     async def _remove(self, c, reason: str, kind: EventKind = EventKind.removed) -> None:
         self.expected_stops.add(c.id)
-        await asyncio.to_thread(self.runtime.remove, c.id)
-        await asyncio.to_thread(forget, c.name)  # compose hook: the container's secret files
+        await self._io(self.runtime.remove, c.id)
+        await self._io(forget, c.name)  # compose hook: the container's secret files
         self._health().unwatch.remote(c.id)
         ident = identity(c)
         self.sink.emit(Event(kind=kind, node=self.node, container_id=c.id, reason=reason,

@@ -20,6 +20,7 @@ import logging
 import os
 import time
 from collections import deque
+from dataclasses import replace
 
 import ray
 
@@ -37,7 +38,8 @@ from veo.core.errors import Conflict, NotFound, VeoError
 from veo.core.models import (AgentReport, ClusterSpec, Event, EventKind, Instance, InstanceStatus,
                              Node, NodeView, Service)
 from veo.core.names import ACTOR_NAMESPACE, NODE_LABEL, ROLE_LABEL, actor_name, instance_key
-from veo.core.reconcile import allocation, assignments_for
+from veo.core.reconcile import allocation
+from veo.core.steady import Steady, pick_reports
 from veo.core.views import NodeRec, instance_views, node_state
 
 log = logging.getLogger("veo.scheduler")
@@ -69,6 +71,9 @@ class Scheduler:
         self.new_events = asyncio.Condition()
         self.wake = asyncio.Event()
         self._loop: asyncio.Task | None = None
+        # what keeps a step with nothing new cheap: plan gate, list versions, report ages
+        self.steady = Steady()
+        self._specs: tuple[int, dict] = (-1, {})  # kept spec versions, by the spec index read
         self.step_times: deque[float] = deque(maxlen=STEP_KEEP)  # seconds, the last steps
         # after a restart (kill -9, node failure) nobody may call us for a while: queue a call to
         # ourselves so the control loop resumes as soon as this constructor returns
@@ -337,7 +342,10 @@ class Scheduler:
                 pass
 
     async def _step(self) -> None:
-        await self._membership()
+        # steps woken by events come at most every 0.1 s; Ray membership once per tick
+        await asyncio.sleep(self.steady.pace_delay())
+        if self.steady.membership_due(self.tick):
+            await self._membership()
         await self._collect_reports()
         self._plan()
         await self._push()
@@ -378,17 +386,27 @@ class Scheduler:
         HealthChecker.options(name=actor_name("health", node), **opts).remote(node, cluster)
 
     async def _collect_reports(self) -> None:
-        alive = [rec for rec in self.nodes.values() if rec.alive]
+        """Reports from the nodes with news (events since the last step, or no report yet) and
+        from a bounded few others whose report is oldest; an agent with nothing new since the
+        version we hold answers None (veo.core.steady.pick_reports)."""
+        alive = {rec.name: rec for rec in self.nodes.values() if rec.alive}
+        news = self.steady.nodes_with_news(self.events)
+        news |= {name for name, rec in alive.items() if rec.report is None}
+        now = self.steady.clock()
 
         async def one(rec: NodeRec) -> None:
             try:
-                report: AgentReport = await asyncio.wait_for(
-                    self._agent(rec.name).report.remote(), REPORT_TIMEOUT)
-                rec.report = report
+                since = rec.report.version if rec.report else None
+                report: AgentReport | None = await asyncio.wait_for(
+                    self._agent(rec.name).report.remote(since), REPORT_TIMEOUT)
+                if report is not None:
+                    rec.report = report
+                self.steady.reported_at[rec.name] = now
             except Exception as e:  # agent restarting or engine down: plan with what we had
                 log.warning("no report from %s: %s", rec.name, e)
 
-        await asyncio.gather(*(one(rec) for rec in alive))
+        ask = pick_reports(alive, news, self.steady.reported_at, now, self.tick)
+        await asyncio.gather(*(one(alive[name]) for name in ask))
 
     def _states(self, extra_cordoned: set[str] = frozenset()):
         st = self.state
@@ -397,22 +415,32 @@ class Scheduler:
                 for name in sorted(set(self.nodes) | set(st.expected))]
 
     def _plan(self) -> None:
-        if any(u.active for u in self.state.updates.values()):
-            views = {instance_key(v.service, v.instance): v for v in self._views()}
-            self.state.pending_notes += rollout.advance_updates(
-                self.state, views, self.unit_members, time.time())
-        result = self.state.plan(self._states(), drain_moves=self._drain_budget(),
-                                 held=self._held_back(),
-                                 runs=task_hook.before_plan(self))  # due runs, persisted first
-        self.unit_members = result.unit_members
+        """Placement of what is not placed, only when what it reads changed (``PlanGate``); a
+        rolling update in flight plans every step (its waits are deadlines)."""
+        st = self.state
+        updating = any(u.active for u in st.updates.values())
+        runs = task_hook.before_plan(self)  # due runs, persisted first (time-driven: every step)
+        held = self._held_back()
+        states = self._states()
         # until every live node has reported, "pending" reasons would only say "not reported yet"
         reported = all(rec.report for rec in self.nodes.values() if rec.alive)
-        events = self.state.unit_events(result, self.pending, with_pending=reported)
+        inputs = (tuple(states), reported, self._drain_budget(),
+                  tuple(sorted(held.items())), tuple(sorted((n, tuple(r)) for n, r in runs.items())))
+        if not self.steady.gate.due((st.placement_version, inputs), force=updating):
+            self._commit(wake=False)  # what before_plan recorded
+            return
+        if updating:
+            views = {instance_key(v.service, v.instance): v for v in self._views()}
+            st.pending_notes += rollout.advance_updates(st, views, self.unit_members, time.time())
+        result = st.plan(states, drain_moves=self._drain_budget(), held=held, runs=runs)
+        self.unit_members = result.unit_members
+        events = st.unit_events(result, self.pending, with_pending=reported)
         events += self._take_notes()
         self.pending = result.pending
         if events:
             self._record(events)
         self._commit(wake=False)
+        self.steady.gate.settle((st.placement_version, inputs))
 
     def _take_notes(self) -> list[Event]:
         """The update events the desired state decided (rollout notes) as Events."""
@@ -439,29 +467,60 @@ class Scheduler:
         return 0 if any(v.status is InstanceStatus.starting for v in self._views()) else 1
 
     async def _push(self) -> None:
-        """Send each live node its desired instances. Not awaited by the loop: a node whose
-        engine is slow or frozen keeps its converge in flight and is skipped until it returns,
-        while every other node goes on converging each step."""
+        """Send each live node whose desired list changed its new list (with a version); re-check
+        a bounded few others by version only (veo.core.steady.PushBook). Not awaited by the loop:
+        a node whose engine is slow or frozen keeps its converge in flight and is skipped until it
+        returns, while every other node goes on converging each step."""
+        st, book = self.state, self.steady.book
+        if self.steady.built != self.steady.gate.planned:  # a plan ran: rebuild what changed
+            self.steady.built = self.steady.gate.planned
+            self._rebuild_lists()
+        now = self.steady.clock()
+        live = [n for n, rec in self.nodes.items() if rec.alive and
+                (n not in self.converging or self.converging[n].done())]
+        full, stale = book.due(live, now, self.tick)
+        for name, is_full in [(n, True) for n in full] + [(n, False) for n in stale]:
+            version = book.nodes[name].version
+            book.sent(name, version, now)
+            self.converging[name] = asyncio.get_running_loop().create_task(
+                self._converge_one(name, version, is_full))
+
+    def _rebuild_lists(self) -> None:
+        st, lists = self.state, self.steady.lists
+        args = (sorted(st.services), sorted(st.removed), st.settings, st.cluster)
+        dirty = lists.changed_nodes(st.slots, st.services, self.unit_members, args,
+                                    self._kept_specs(), st.retiring)
+        book = self.steady.book
+        names = (set(self.nodes) | lists.nodes() | set(book.nodes) if dirty is None
+                 else dirty | (set(self.nodes) - set(book.nodes)))
+        book.update({n: (lst, args) for n, lst in lists.lists(names).items()})
+
+    def _kept_specs(self) -> dict:
+        """The kept spec versions (hash -> service) slots an update has not reached run; read
+        from the versions once per spec index, and only while an update or start-first needs it."""
         st = self.state
-        known, removed = sorted(st.services), sorted(st.removed)
-        specs = rollout.specs_by_hash(st) if rollout.held_units(st) or st.retiring else {}
+        if not (rollout.held_units(st) or st.retiring):
+            return {}
+        if self._specs[0] != st.spec_index:
+            self._specs = (st.spec_index, rollout.specs_by_hash(st))
+        return self._specs[1]
 
-        async def one(rec: NodeRec, desired) -> None:
-            try:
-                await asyncio.wait_for(
-                    self._agent(rec.name).converge.remote(desired, known, removed, st.settings,
-                                                         st.cluster),
-                    CONVERGE_TIMEOUT)
-            except Exception as e:
-                log.warning("converge on %s failed: %s", rec.name, e)
-
-        for rec in self.nodes.values():
-            busy = self.converging.get(rec.name)
-            if not rec.alive or (busy is not None and not busy.done()):
-                continue
-            desired = assignments_for(rec.name, st.slots, st.services, self.unit_members,
-                                      st.restarts, specs=specs, retiring=st.retiring)
-            self.converging[rec.name] = asyncio.get_running_loop().create_task(one(rec, desired))
+    async def _converge_one(self, name: str, version: int, full: bool) -> None:
+        st, book = self.state, self.steady.book
+        try:
+            agent = self._agent(name)
+            if full:
+                desired, (known, removed, settings, cluster) = book.nodes[name].content
+                # restart counts move without a plan: send the current ones
+                desired = [replace(a, restarts=st.restarts.get(a.key, a.restarts)) for a in desired]
+                call = agent.converge.remote(desired, known, removed, settings, cluster, version)
+            else:
+                call = agent.resync.remote(version)
+            if await asyncio.wait_for(call, CONVERGE_TIMEOUT) is False:
+                book.lost(name)  # it does not hold this version (restarted): full next step
+        except Exception as e:
+            book.lost(name)
+            log.warning("converge on %s failed: %s", name, e)
 
     # ---- helpers -------------------------------------------------------------------------------
 

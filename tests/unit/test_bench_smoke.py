@@ -64,8 +64,11 @@ def test_args_and_summary_rows():
     assert args.quick and args.only == ["e2e", "restart"]
     results = {
         "placement": {"error": "bench.placement is not available yet"},
-        "e2e": {"services": 4, "median_s": {"veo": 2.0, "raw x1": 1.9, "raw x4": 1.0, "compose": None},
-                "errors": {"compose": "not installed"}, "ratio_veo_raw4": 2.0 / 1.9, "target_ratio": 1.1},
+        "e2e": {"sizes": [{"services": 4, "median_s": {"veo": 2.0, "raw x1": 1.9, "raw x4": 1.0,
+                                                        "compose": None},
+                           "errors": {"compose": "not installed"}, "fastest_raw": "raw x4",
+                           "ratio_veo_fastest_raw": 2.0, "ratio_veo_compose": None,
+                           "target_ratio": 1.1}]},
         "restart": {"latency_s": {s: {"p50": 0.5, "p95": 0.6} for s in ("veo", "docker")},
                     "ratio_p50": 1.0, "ratio_p95": 1.0, "target_ratio": 1.5},
     }
@@ -73,7 +76,8 @@ def test_args_and_summary_rows():
     flat = {r[0]: r for r in rows}
     assert flat["placement"][1].startswith("bench.placement")
     assert flat["e2e 4 services: compose"][1] == "not installed"
-    assert flat["e2e ratio veo / raw x4 (same parallelism)"][3] == "met"
+    assert flat["e2e 4: veo / fastest raw (raw x4)"][3] == "NOT met"
+    assert flat["e2e 4: veo / compose"][3] == "n/a"
     assert flat["restart ratio veo / docker p95"][3] == "met"
 
 

@@ -40,6 +40,8 @@ _PARTS = ("cluster", "services", "settings", "policy", "nodes", "removed", "cord
           "event_index", "spec_index", "versions", "updates", "retiring", "tasks")
 # the parts that change per event, one row per instance: an event costs one row, not the lot
 _ROWS = {"slots": "slot/", "restarts": "restart/"}
+# parts placement never reads: changing them is no reason to plan again (``placement_version``)
+NOT_PLACEMENT = frozenset({"event_index", "restarts"})
 
 
 class Store(Protocol):
@@ -77,6 +79,9 @@ class DesiredState:
     updates: dict[str, RollingUpdate] = field(default_factory=dict)  # target -> its update
     retiring: dict[str, Slot] = field(default_factory=dict)  # start-first: old slots still desired
     tasks: dict[str, TaskState] = field(default_factory=dict)  # task -> its calendar cursor, runs
+    # grows with every change a plan reads (all but NOT_PLACEMENT): the Scheduler plans again
+    # only when it moved or the world did (veo.core.steady.PlanGate); restored by ``transact``
+    placement_version: int = field(default=0, compare=False)
     _dirty: set[str] = field(default_factory=set, repr=False, compare=False)
     # row part -> the keys changed since the last save (None: all of them)
     _dirty_rows: dict[str, set[str] | None] = field(default_factory=dict, repr=False, compare=False)
@@ -117,6 +122,8 @@ class DesiredState:
 
     def touch(self, *parts: str) -> None:
         """Mark parts changed; the next ``save`` writes them (row parts: every row)."""
+        if set(parts) - NOT_PLACEMENT:
+            self.placement_version += 1
         for part in parts:
             if part in _ROWS:
                 self._dirty_rows[part] = None
@@ -125,6 +132,8 @@ class DesiredState:
 
     def touch_row(self, part: str, key: str) -> None:
         """Mark one row of a row part (``slots``, ``restarts``) changed."""
+        if part not in NOT_PLACEMENT:
+            self.placement_version += 1
         keys = self._dirty_rows.setdefault(part, set())
         if keys is not None:
             keys.add(key)

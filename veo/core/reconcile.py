@@ -237,27 +237,48 @@ def assignments_for(
     unit_members: Mapping[str, tuple[str, ...]], restarts: Mapping[str, int] | None = None,
     *, specs: Mapping[str, Service] | None = None, retiring: Mapping[str, Slot] | None = None,
 ) -> list[Assignment]:
-    """The desired instances of one node, units together, members in declared order. A slot a
-    rolling update has not reached yet runs the spec it was made with (``specs``: spec hash ->
-    service, the kept versions); ``retiring`` slots (start-first) are desired until replaced."""
-    hashes = {name: svc.spec_hash() for name, svc in services.items()}
-    out = []
+    """The desired instances of one node (``assignments_by_node`` for that node)."""
+    mine = {k: s for k, s in slots.items() if s.node == node}
+    retiring = {k: s for k, s in (retiring or {}).items() if s.node == node}
+    return assignments_by_node(mine, services, unit_members, restarts, specs=specs,
+                               retiring=retiring).get(node, [])
+
+
+def assignments_by_node(
+    slots: Mapping[str, Slot], services: Mapping[str, Service],
+    unit_members: Mapping[str, tuple[str, ...]], restarts: Mapping[str, int] | None = None,
+    *, specs: Mapping[str, Service] | None = None, retiring: Mapping[str, Slot] | None = None,
+    order: Mapping[str, int] | None = None,
+) -> dict[str, list[Assignment]]:
+    """Every node's desired instances in one pass over the slots: units together, members in
+    declared order. A slot a rolling update has not reached yet runs the spec it was made with
+    (``specs``: spec hash -> service, the kept versions); ``retiring`` slots (start-first) are
+    desired until replaced. ``order``: ``member_order(unit_members)``, when the caller keeps it."""
+    hashes: dict[str, str] = {}
+    policies: dict[str, GroupPolicy] = {}
+    out: dict[str, list[Assignment]] = {}
     for s in [*slots.values(), *(retiring or {}).values()]:
-        if s.node != node or s.service not in services:
+        svc = services.get(s.service)
+        if svc is None:
             continue
-        svc = services[s.service]
+        if s.service not in hashes:
+            hashes[s.service] = svc.spec_hash()
         if s.spec_hash != hashes[s.service]:
             svc = (specs or {}).get(s.spec_hash, svc)
         members = unit_members.get(s.unit, (s.key,))
-        member_services = [services[service_of(k)] for k in members if service_of(k) in services]
-        out.append(
-            Assignment(
-                key=s.key, unit=s.unit, service=svc, instance=s.instance,
-                generation=s.generation, members=members,
-                policy=group_policy_of(member_services), outcome=s.outcome,
-                restarts=(restarts or {}).get(s.key, 0), reason=s.reason,
-            )
-        )
-    order = {k: i for keys in unit_members.values() for i, k in enumerate(keys)}
-    out.sort(key=lambda a: (a.unit, order.get(a.key, 0)))
+        if s.unit not in policies:
+            policies[s.unit] = group_policy_of(
+                [services[service_of(k)] for k in members if service_of(k) in services])
+        out.setdefault(s.node, []).append(Assignment(
+            key=s.key, unit=s.unit, service=svc, instance=s.instance, generation=s.generation,
+            members=members, policy=policies[s.unit], outcome=s.outcome,
+            restarts=(restarts or {}).get(s.key, 0), reason=s.reason))
+    order = member_order(unit_members) if order is None else order
+    for lst in out.values():
+        lst.sort(key=lambda a: (a.unit, order.get(a.key, 0)))
     return out
+
+
+def member_order(unit_members: Mapping[str, tuple[str, ...]]) -> dict[str, int]:
+    """Each instance key's place in its unit (declared order, master first)."""
+    return {k: i for keys in unit_members.values() for i, k in enumerate(keys)}

@@ -56,6 +56,7 @@ class AgentReport(BaseModel):
     disk: int = 0
     instances: list[Instance] = Field(default_factory=list)
     synced: bool = False  # it has converged at least once since it started
+    version: int = 0  # grows when the report changes; a caller holding it gets None back
     dns: str | None = None  # HOST:PORT where the node's veo DNS answers
     dns_version: int | None = None  # the discovery table it serves
     dns_config: dict | None = None  # the discovery settings it serves with

@@ -1,0 +1,152 @@
+"""The NodeAgent's cost-cutting pieces, kept apart so the agent stays a thin shell.
+
+* ``engine_parallelism`` - how many engine calls the agent makes at once, from measurement;
+* ``CapacityCache`` - the engine's capacity (``docker info``: a slow call that takes the engine's
+  own locks) read once and refreshed rarely, not on every report;
+* ``ReportCache`` - a report is rebuilt only when an instance changed, and a caller that already
+  has the current version gets ``None`` (a few bytes) instead of every instance again;
+* ``RestartFirst`` - a restart's engine call goes before the next create of a deploy;
+* ``LocalSupervision`` - supervision decided in the agent with the pure ``decide`` (no Ray round
+  trip between a death and its restart), its memory mirrored to the node's GroupSupervisor so an
+  agent restart loses no count, back-off or budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from typing import Callable
+
+from veo.core.models import AgentReport, GroupPolicy, Settings
+from veo.core.supervision import Death, Decision, Member, UnitState, decide
+
+log = logging.getLogger("veo.agent")
+
+# Measured by `make bench` (bench/e2e.py, raw docker-py create+start at 1/4/8/16 threads) on these
+# 2-core machines: 40 containers - x4 16.9 s, x8 15.8 s, x16 22.0 s (load ~40); 200 containers -
+# x4 50.3 s, x8 35.5 s, x16 30.9 s (load ~2); an earlier 40-container run had x4 fastest (9.6 s vs
+# x8 11.1 s). 8 is within 15 % of the fastest in every run; 16 loses badly under load.
+# VEO_ENGINE_PARALLELISM overrides it for an engine measured otherwise.
+MEASURED_PARALLELISM = 8
+CAPACITY_TTL = 30.0  # seconds: capacity changes when the machine does, not between two steps
+
+
+def engine_parallelism() -> int:
+    raw = os.environ.get("VEO_ENGINE_PARALLELISM", "")
+    try:
+        return max(1, int(raw)) if raw else MEASURED_PARALLELISM
+    except ValueError:
+        log.warning("VEO_ENGINE_PARALLELISM=%r is not a number; using %d", raw, MEASURED_PARALLELISM)
+        return MEASURED_PARALLELISM
+
+
+class CapacityCache:
+    """``read()`` is the engine's info call (blocking; run it off the loop)."""
+
+    def __init__(self, read: Callable, ttl: float = CAPACITY_TTL, clock=time.monotonic):
+        self._read, self._ttl, self._clock = read, ttl, clock
+        self._value = None
+        self._at = 0.0
+
+    def stale(self) -> bool:
+        return self._value is None or self._clock() - self._at >= self._ttl
+
+    def refresh(self):
+        """Blocking: read the engine's capacity now."""
+        self._value, self._at = self._read(), self._clock()
+        return self._value
+
+    @property
+    def value(self):
+        return self._value
+
+
+def fingerprint(insts, extra: tuple = ()) -> tuple:
+    """What an instance view is made of, cheaply: equal fingerprints give equal reports.
+    ``extra``: the report's other fields (capacity, DNS)."""
+    return extra + tuple((i.key, i.status, i.health, i.restarts, i.container_id, i.started_at,
+                          i.exit_code, i.reason, i.a.generation) for i in insts)
+
+
+class ReportCache:
+    """Versions of the agent's report: the version grows only when the report would differ."""
+
+    def __init__(self) -> None:
+        self.version = 0
+        self._fp: tuple | None = None
+        self._report: AgentReport | None = None
+
+    def get(self, build: Callable[[int], AgentReport], fp: tuple, since: int | None) -> AgentReport | None:
+        """The current report, or None when ``since`` is already its version."""
+        if fp != self._fp or self._report is None:
+            self.version += 1
+            self._fp, self._report = fp, build(self.version)
+        return None if since == self.version else self._report
+
+
+class LocalSupervision:
+    """The unit states the GroupSupervisor keeps, decided here and mirrored there.
+
+    ``decide`` is pure and the state is small, so the agent decides at once on a death; the
+    decision's new state goes to the supervisor without waiting (``remember``). A restarted agent
+    loads the supervisor's copy before its first decision (``load``), so counts only grow and the
+    budget window is not forgotten; a restarted supervisor gets each unit's state again with the
+    unit's next decision."""
+
+    def __init__(self, supervisor: Callable) -> None:
+        self._supervisor = supervisor  # -> the GroupSupervisor handle (looked up lazily)
+        self.units: dict[str, UnitState] = {}
+        self.loaded = False
+
+    async def load(self) -> None:
+        if self.loaded:
+            return
+        try:
+            theirs = await self._supervisor().snapshot.remote()
+        except Exception as e:  # no supervisor yet (first start): nothing to remember
+            log.info("no supervision memory to load: %s", e)
+            theirs = {}
+        for unit, state in theirs.items():
+            self.units.setdefault(unit, state)
+        self.loaded = True
+
+    def decide(self, unit: str, members: list[Member], policy: GroupPolicy, death: Death,
+               settings: Settings, restarts: dict[str, int]) -> Decision:
+        state = self.units.setdefault(unit, UnitState())
+        for key, n in restarts.items():
+            state.restarts[key] = max(state.restarts.get(key, 0), n)
+        decision = decide(death, members, policy, state, settings, time.monotonic())
+        try:
+            self._supervisor().remember.remote(unit, state)
+        except Exception as e:  # mirrored on the next death; this one's decision stands
+            log.warning("could not mirror supervision of %s: %s", unit, e)
+        return decision
+
+
+class RestartFirst:
+    """A restart goes before the creates of a deploy: while one is in flight, no new create is
+    sent to the engine (those already sent finish). The engine serves the restart's start with
+    fewer calls competing, so a crash on a node busy deploying is not queued behind it."""
+
+    def __init__(self) -> None:
+        self.active = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @contextlib.asynccontextmanager
+    async def restarting(self):
+        self.active += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self.active -= 1
+            if not self.active:
+                self._idle.set()
+
+    async def clear(self) -> None:
+        """Wait until no restart is in flight."""
+        await self._idle.wait()
