@@ -161,4 +161,5 @@ def test_the_tasks_panel_shows_a_tasks_schedule_and_its_real_last_run(browser, l
     last = next(t for t in world.client.tasks() if t["name"] == name)["last_run"]
     assert last["state"] == "failed" and last["exit_code"] == 3 and last["duration"] >= 1.0
     assert row["exit"] == "3" and row["took"] == f"{last['duration']}s"
+    browser.execute_script("document.getElementById('tasks-section').scrollIntoView()")
     shot(browser, "4-task-run-now")
