@@ -1,8 +1,9 @@
 """Service discovery inside the actors, called from marked hooks (``HOOK(discovery)``).
 
 Scheduler side (``push``, after each step's converge): builds the discovery table from the slots,
-the agents' reports (status, health) and the services (ports), and sends it to every agent whose
-last report shows another version. The version is the time of the change in nanoseconds, so it
+the agents' reports (status, health) and the services (ports) — only when a cheap key of those
+changed (``veo.core.discovery.Rebuilds``) — and sends it to every agent whose last report shows
+another version, once per version. The version is the time of the change in nanoseconds, so it
 grows across Scheduler restarts and an agent can ignore a late, older table.
 
 Agent side (``serve``, ``report``): the DNS server runs in the NodeAgent's own asyncio loop — no
@@ -15,9 +16,8 @@ import logging
 import re
 import time
 
-from actors.task_hook import _st, report_field
 from veo.adapters.dns import DnsConfig, DnsServer
-from veo.core.discovery import InstanceRecord, PortRecord, Table, resolve
+from veo.core.discovery import RESEND, InstanceRecord, PortRecord, Rebuilds, Table, resolve
 from veo.core.models import DiscoverySettings, EventKind, InstanceStatus
 from veo.core.names import instance_key
 
@@ -34,15 +34,45 @@ def prompts(events) -> bool:
 # ---- Scheduler side ----------------------------------------------------------------------------
 
 
+class _Cache:
+    """The Scheduler's discovery table between steps, and what each agent was last sent."""
+
+    def __init__(self) -> None:
+        self.rebuilds = Rebuilds()
+        self.content: tuple | None = None
+        self.table: Table | None = None
+        self.payload: dict | None = None  # table.to_json(), once per version
+        self.sent: dict[str, tuple[int, dict, float]] = {}  # node -> (version, config, when)
+
+
+def cache(sched) -> _Cache:
+    if "_discovery" not in sched.__dict__:
+        sched._discovery = _Cache()
+    return sched._discovery
+
+
+def _now(sched) -> float:
+    return getattr(sched, "clock", time.time)()
+
+
+def inputs_key(sched) -> tuple:
+    """What the table is built from, cheaply (see ``veo.core.discovery.Rebuilds``): O(nodes)."""
+    st = sched.state
+    nodes = tuple((rec.name, rec.alive, rec.host,
+                   -1 if rec.report is None else len(rec.report.instances))
+                  for rec in sched.nodes.values())
+    return st.cluster, st.spec_index, st.event_index, st.slots, nodes
+
+
 def table_content(sched) -> tuple:
     """The records of every instance in the slots, as the Scheduler knows them now."""
     reported = {}
     for rec in sched.nodes.values():
         if rec.alive and rec.report:
-            for inst in report_field(rec.report, "instances", []):
+            for inst in rec.report.instances:
                 reported[instance_key(inst.service, inst.instance)] = inst
     records = []
-    st = _st(sched)
+    st = sched.state
     for key, slot in sorted(st.slots.items()):
         svc = st.services.get(slot.service)
         rec = sched.nodes.get(slot.node)
@@ -61,26 +91,41 @@ def table_content(sched) -> tuple:
 
 
 def current(sched) -> Table:
-    """The table, with a new version when its content changed since the last call."""
-    content = table_content(sched)
-    if content != getattr(sched, "_dns_content", None):
-        sched._dns_content = content
-        sched._dns_version = time.time_ns()
-    services, records = content
-    return Table(_st(sched).cluster, sched._dns_version, frozenset(services), records)
+    """The table; rebuilt only when its inputs changed, with a new version only when its content
+    did (the version is the time of the change in nanoseconds)."""
+    c = cache(sched)
+    if not c.rebuilds.due(inputs_key(sched), _now(sched)) and c.table is not None:
+        return c.table
+    content = (sched.state.cluster, *table_content(sched))
+    if content != c.content:
+        cluster, services, records = content
+        c.content, c.payload = content, None
+        c.table = Table(cluster, time.time_ns(), frozenset(services), records)
+    return c.table
 
 
 def push(sched) -> None:
-    """HOOK(discovery) in Scheduler._step: send the table to agents that do not have it."""
+    """HOOK(discovery) in Scheduler._step: send the table to the agents that do not have it —
+    once per version, and again only if an agent's report still lacks it ``RESEND`` s later (a
+    lost message, a restarted agent)."""
     table = current(sched)
-    config = _st(sched).settings.discovery.model_dump(mode="json")
+    c = cache(sched)
+    config = sched.state.settings.discovery.model_dump(mode="json")
+    now = _now(sched)
     for rec in sched.nodes.values():
-        if not rec.alive or (report_field(rec.report, "dns_version") == table.version
-                             and report_field(rec.report, "dns_config") == config):
+        report = rec.report
+        if not rec.alive or (report is not None and report.dns_version == table.version
+                             and report.dns_config == config):
             continue
+        sent = c.sent.get(rec.name)
+        if sent is not None and sent[:2] == (table.version, config) and now - sent[2] < RESEND:
+            continue
+        if c.payload is None:
+            c.payload = table.to_json()
         try:
-            # not awaited: the next report says whether it arrived, and a miss is sent again
-            sched._agent(rec.name).discovery.remote(table.to_json(), config)
+            # not awaited: the next report says whether it arrived
+            sched._agent(rec.name).discovery.remote(c.payload, config)
+            c.sent[rec.name] = (table.version, config, now)
         except Exception as e:
             log.warning("cannot send the discovery table to %s: %s", rec.name, e)
 
@@ -88,7 +133,8 @@ def push(sched) -> None:
 def lookup(sched, service: str) -> dict:
     """HOOK(discovery) Scheduler.discovery: ``GET /api/discovery/{service}``, ``veo resolve``."""
     view = resolve(current(sched), service)
-    view["dns"] = {r.name: report_field(r.report, "dns") for r in sched.nodes.values() if r.alive}
+    view["dns"] = {r.name: r.report.dns if r.report else None
+                   for r in sched.nodes.values() if r.alive}
     return view
 
 

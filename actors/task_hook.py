@@ -36,15 +36,6 @@ def _now(sched) -> float:
     return getattr(sched, "clock", time.time)()
 
 
-def _st(sched):
-    """The Scheduler's desired state (``DesiredState``)."""
-    return sched.state
-
-
-def report_field(report, name: str, default=None):
-    return default if report is None else getattr(report, name, default)
-
-
 def _states(sched) -> dict[str, TaskState]:
     if not hasattr(sched, "_task_marks"):
         sched._task_marks = {}  # run key -> {"started": t, "exit_code": n}, from agents' events
@@ -59,14 +50,14 @@ def _save(sched, states: dict[str, TaskState]) -> None:
 
 
 def _tasks(sched) -> dict:
-    return {n: s for n, s in _st(sched).services.items() if s.is_task}
+    return {n: s for n, s in sched.state.services.items() if s.is_task}
 
 
 def _reported(sched) -> dict[str, object]:
     out = {}
     for rec in sched.nodes.values():
         if rec.alive and rec.report:
-            for inst in report_field(rec.report, "instances", []):
+            for inst in rec.report.instances:
                 out[instance_key(inst.service, inst.instance)] = inst
     return out
 
@@ -88,7 +79,7 @@ def _runs(sched, name: str, svc, state: TaskState, reported: dict) -> list[Run]:
     out = []
     for tick in state.ticks:
         keys = [instance_key(name, i) for i in instances_of(svc, tick)]
-        slots = [_st(sched).slots.get(k) for k in keys]
+        slots = [sched.state.slots.get(k) for k in keys]
         outcomes = [s.outcome for s in slots if s is not None]
         starts = [_epoch(getattr(reported.get(k), "started_at", None)) for k in keys]
         starts += [sched._task_marks.get(k, {}).get("started") for k in keys]
@@ -132,7 +123,7 @@ def _drop_unkeepable(sched, tasks: dict, plan) -> None:
         gone = set()
         for tick in state.ticks:
             for i in instances_of(svc, tick):
-                slot = _st(sched).slots.get(instance_key(name, i))
+                slot = sched.state.slots.get(instance_key(name, i))
                 rec = sched.nodes.get(slot.node) if slot else None
                 if slot is not None and slot.outcome and (
                         rec is None or not rec.alive or slot.spec_hash != svc.spec_hash()):
@@ -147,7 +138,7 @@ def _drop_unkeepable(sched, tasks: dict, plan) -> None:
 def _stop_run(sched, name: str, svc, tick: int, reason: str) -> None:
     for i in instances_of(svc, tick):
         key = instance_key(name, i)
-        slot = _st(sched).slots.get(key)
+        slot = sched.state.slots.get(key)
         rec = sched.nodes.get(slot.node) if slot else None
         if slot is None or slot.outcome or rec is None or not rec.alive:
             continue
@@ -165,7 +156,7 @@ async def enrich(sched, events: list[Event]) -> list[Event]:
     completed/failed event; the run's result kept for ``veo tasks``."""
     states = _states(sched)
     for ev in events:
-        svc = _st(sched).services.get(ev.service or "")
+        svc = sched.state.services.get(ev.service or "")
         if svc is None or not svc.is_task or ev.instance is None:
             continue
         key = instance_key(ev.service, ev.instance)
@@ -206,7 +197,7 @@ async def _finish(sched, states: dict, ev: Event, key: str, marks: dict) -> None
 
 def trigger(sched, name: str) -> dict:
     """HOOK(tasks) Scheduler.run_task: ``veo run TASK``."""
-    svc = _st(sched).services.get(name)
+    svc = sched.state.services.get(name)
     if svc is None:
         raise NotFound(f"no service named {name!r}")
     if not svc.is_task:

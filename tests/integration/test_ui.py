@@ -1,6 +1,7 @@
 """The web UI in headless Chromium against a real server and the real Ray world: the demo
-cluster's nodes and containers show, a service added through the form comes up running, and a
-container killed behind veo's back (docker kill on its engine) shows as restarted, live.
+cluster's nodes and containers show, a service added through the form comes up running, a
+container killed behind veo's back (docker kill on its engine) shows as restarted, live, and a
+scheduled task's row shows its schedule, next run and, after "run now", its real last run.
 Screenshots go to artifacts/ (gitignored)."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from veo.core.config import load_spec
+from veo.core.models import Service
 
 pytestmark = [pytest.mark.docker, pytest.mark.ray, pytest.mark.timeout(240)]
 
@@ -127,3 +129,37 @@ def test_the_form_shows_the_clis_messages(browser, live):
     browser.find_element(By.ID, "add-button").click()
     errors = wait(browser, lambda d: d.find_element(By.ID, "add-errors").text, 20)
     assert errors == "services.bad.memory: expected a size like 512m, got 'lots'"
+
+
+TASK_JS = """return [...document.querySelectorAll('#tasks tbody tr')].map(r => ({
+  task: r.dataset.task, next: r.dataset.next, last: r.dataset.lastState, text: r.innerText,
+  exit: r.querySelector('.exit').textContent, took: r.querySelector('.took').textContent}));"""
+
+
+def task_row(driver, name: str) -> dict | None:
+    return next((r for r in driver.execute_script(TASK_JS) if r["task"] == name), None)
+
+
+def test_the_tasks_panel_shows_a_tasks_schedule_and_its_real_last_run(browser, live, world, names):
+    name = names("uitask")
+    world.client.add_service(Service(
+        name=name, image="veo/busybox", network_mode="none", stop_grace_period=1,
+        command=["sh", "-c", "echo from the ui; sleep 1; exit 3"], schedule="0 0 1 1 *"))
+    browser.get(live.url + "/")
+    row = wait(browser, lambda d: task_row(d, name))
+    view = next(t for t in world.client.tasks() if t["name"] == name)
+    assert row["next"] == view["next_run"] and view["next_run"].endswith("-01-01T00:00:00Z")
+    assert row["last"] == "" and "never" in row["text"]
+    assert "0 0 1 1 *" in row["text"] and "At 00:00 on January 1" in row["text"]
+
+    # one script: the panel is redrawn on every event, so a held element handle may go stale
+    clicked = browser.execute_script(
+        "const b = document.querySelector(`#tasks tr[data-task='${arguments[0]}'] button`);"
+        "if (!b) return null; b.click(); return b.textContent;", name)
+    assert clicked == "run now"  # the REST route; the panel follows the run's events
+    row = wait(browser, lambda d: (r := task_row(d, name)) and r["last"] == "failed" and r, 90)
+    last = next(t for t in world.client.tasks() if t["name"] == name)["last_run"]
+    assert last["state"] == "failed" and last["exit_code"] == 3 and last["duration"] >= 1.0
+    assert row["exit"] == "3" and row["took"] == f"{last['duration']}s"
+    browser.execute_script("document.getElementById('tasks-section').scrollIntoView()")
+    shot(browser, "4-task-run-now")

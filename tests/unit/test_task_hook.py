@@ -32,6 +32,7 @@ class FakeScheduler:
                                      report=AgentReport(node="uno", docker_host="x"))}
         self.recorded: list[Event] = []
         self.wake = asyncio.Event()
+        self.sent: list[tuple[str, dict, dict]] = []  # (node, table, config) sent to agents
 
     # the test reads and writes these as the actor's state holds them
     @property
@@ -50,7 +51,20 @@ class FakeScheduler:
         return self.now
 
     def _record(self, events: list[Event]) -> None:
+        """As the Scheduler: each event takes the next index of the desired state."""
+        for ev in events:
+            ev.index = self.state.next_index()
         self.recorded.extend(events)
+
+    def _agent(self, node: str):
+        sent = self.sent
+
+        class Discovery:
+            @staticmethod
+            def remote(table: dict, config: dict) -> None:
+                sent.append((node, table, config))
+
+        return type("Agent", (), {"discovery": Discovery})()
 
     def place(self, runs: dict[str, list[int]]) -> None:
         """What reconcile does with the runs: a slot each (on the one node)."""
@@ -178,7 +192,78 @@ def test_discovery_table_follows_reports_and_versions_only_on_change() -> None:
     assert discovery_hook.current(s).version == t1.version  # nothing changed: same version
     s.nodes["uno"].report.instances[0] = s.nodes["uno"].report.instances[0].model_copy(
         update={"health": Health.healthy})
+    s._record([Event(kind=EventKind.healthy, service="web", instance=0, node="uno")])
     t2 = discovery_hook.current(s)
     assert t2.version > t1.version and t2.records[0].served
     view = discovery_hook.lookup(s, "web")
     assert view["addresses"] == ["10.0.0.1"] and view["srv"][0]["port"] == 8080
+
+
+def _web_scheduler() -> FakeScheduler:
+    web = Service(name="web", image="veo/httpd", ports=["8080:80"], healthcheck={"test": "true"})
+    s = FakeScheduler(MemoryStore(), {"web": web}, T0)
+    s.slots = {"web#0": Slot("web#0", "web", 0, "web#0", "uno", 1, web.spec_hash())}
+    s.nodes["uno"].report = AgentReport(node="uno", docker_host="x", instances=[
+        Instance(service="web", instance=0, node="uno", status=InstanceStatus.running,
+                 health=Health.starting)])
+    return s
+
+
+def _agent_applies(s: FakeScheduler) -> None:
+    """The agent serves what it was sent, and its next report says so."""
+    node, table, config = s.sent[-1]
+    s.nodes[node].report = s.nodes[node].report.model_copy(
+        update={"dns_version": table["version"], "dns_config": config})
+
+
+def test_an_unchanged_step_neither_rebuilds_nor_pushes_the_discovery_table() -> None:
+    s = _web_scheduler()
+    discovery_hook.push(s)
+    assert len(s.sent) == 1 and s.sent[0][1]["records"][0]["served"] is False
+    _agent_applies(s)
+    discovery_hook.push(s)  # the step after a change looks once more (reports may lag an event)
+    builds = discovery_hook.cache(s).rebuilds.count
+    for _ in range(5):  # steady state: reports come in, nothing changed
+        s.nodes["uno"].report = s.nodes["uno"].report.model_copy()
+        s.now += 1
+        discovery_hook.push(s)
+    assert discovery_hook.cache(s).rebuilds.count == builds and len(s.sent) == 1
+    # a health change: the agent's report shows it and its event is recorded
+    s.nodes["uno"].report.instances[0] = s.nodes["uno"].report.instances[0].model_copy(
+        update={"health": Health.healthy})
+    s._record([Event(kind=EventKind.healthy, service="web", instance=0, node="uno")])
+    discovery_hook.push(s)
+    assert discovery_hook.cache(s).rebuilds.count == builds + 1
+    assert len(s.sent) == 2 and s.sent[1][1]["records"][0]["served"] is True
+    assert s.sent[1][1]["version"] > s.sent[0][1]["version"]
+
+
+def test_discovery_rebuilds_on_placement_and_event_but_versions_only_on_content() -> None:
+    s = _web_scheduler()
+    discovery_hook.push(s)
+    _agent_applies(s)
+    discovery_hook.push(s)
+    c = discovery_hook.cache(s)
+    builds, version = c.rebuilds.count, c.table.version
+    # an event that changes nothing the table shows: rebuilt, same version, nothing sent
+    s._record([Event(kind=EventKind.placed, service="web", instance=0, node="uno")])
+    discovery_hook.push(s)
+    assert c.rebuilds.count == builds + 1 and c.table.version == version and len(s.sent) == 1
+    # placement moved on (new slots, no report yet for the new generation): the record goes
+    web = s.services["web"]
+    s.slots = {"web#0": Slot("web#0", "web", 0, "web#0", "uno", 2, web.spec_hash())}
+    discovery_hook.push(s)
+    assert c.table.records == () and len(s.sent) == 2
+
+
+def test_a_lost_table_is_sent_again_only_after_resend() -> None:
+    from veo.core.discovery import RESEND
+
+    s = _web_scheduler()
+    discovery_hook.push(s)
+    s.now += RESEND / 2
+    discovery_hook.push(s)  # the agent has not reported it yet: not sent twice at once
+    assert len(s.sent) == 1
+    s.now += RESEND
+    discovery_hook.push(s)  # still not there: the message was lost, or the agent restarted
+    assert len(s.sent) == 2 and s.sent[1][1] == s.sent[0][1]

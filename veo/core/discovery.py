@@ -244,6 +244,41 @@ def table_from(cluster: str, version: int, services: Iterable[str],
     return Table(cluster, version, frozenset(services), tuple(records))
 
 
+# a change that reaches the table without an event (none is known) shows within this many seconds
+REFRESH = 15.0
+# an agent whose report still lacks the table this long after it was sent gets it again
+RESEND = 5.0
+
+
+@dataclass
+class Rebuilds:
+    """When the Scheduler rebuilds its discovery table, which reads every slot and every reported
+    instance (O(instances)): only when a cheap key of those inputs changed, not every step.
+
+    The key is what changes the table's content: the slots (placement replaces them when they
+    change, so an unchanged step compares them by identity), the spec index (services and their
+    ports), the event index (every lifecycle move and health change of an instance is an event
+    the Scheduler records, after the agent changed the state it reports) and per node its
+    liveness, address and number of reported instances. A change rebuilds twice, this step and
+    the next: a report collected before an event recorded during the same step is stale, the next
+    one is not. ``REFRESH`` bounds what a change without an event would cost.
+    """
+
+    refresh: float = REFRESH
+    key: tuple | None = None
+    at: float = float("-inf")
+    settle: bool = False
+    count: int = 0  # rebuilds so far (tests and benchmarks read it)
+
+    def due(self, key: tuple, now: float) -> bool:
+        changed = key != self.key
+        if not (changed or self.settle or now - self.at >= self.refresh):
+            return False
+        self.key, self.at, self.settle = key, now, changed
+        self.count += 1
+        return True
+
+
 def container_dns(discovery: bool, network_mode: str | None, own_dns: list[str], cluster: str,
                   dns_address: str | None, root: str = ROOT) -> tuple[dict, str | None]:
     """Create options that point an opted-in container (``discovery: true``) at its node's veo

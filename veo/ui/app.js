@@ -97,9 +97,9 @@ function askToken() {
 
 async function refresh() {
   try {
-    const [cluster, nodes, containers, updates] = await Promise.all([
+    const [cluster, nodes, containers, updates, tasks] = await Promise.all([
       api("GET", "/api/cluster"), api("GET", "/api/nodes"), api("GET", "/api/containers"),
-      api("GET", "/api/updates"),
+      api("GET", "/api/updates"), api("GET", "/api/tasks"),
     ]);
     state.containers = containers;
     state.fetchedAt = Date.now();
@@ -108,6 +108,7 @@ async function refresh() {
     drawContainers();
     drawPending(containers);
     drawUpdates(updates);
+    drawTasks(tasks);
   } catch (e) {
     if (e.status !== 401) notice(`cannot read the cluster: ${e.message}`);
   }
@@ -221,6 +222,37 @@ function drawUpdates(updates) {
   });
   if (!items.length) items.push(el("li", { class: "muted" }, "no update in progress"));
   document.getElementById("updates").replaceChildren(...items);
+}
+
+// Scheduled tasks: when each runs next, how its last run ended, and a button to run it now.
+function when(iso) {
+  return iso ? iso.replace("T", " ").replace("Z", " UTC") : "";
+}
+
+function taskRow(t) {
+  const last = t.last_run;
+  const lastCell = last
+    ? el("td", { title: `scheduled ${when(last.scheduled)}${last.manual ? " (run now)" : ""}` },
+         badge("run", last.state), " ", when(last.started || last.scheduled))
+    : el("td", { class: "muted" }, "never");
+  return el("tr", { "data-task": t.name, "data-next": t.next_run || "",
+                    "data-last-state": last ? last.state : "", "data-active": String(t.active) },
+    el("td", {}, el("strong", {}, t.name)),
+    el("td", { class: "schedule", title: t.time_zone ? `time zone ${t.time_zone}` : "" },
+       el("code", {}, t.schedule.join(" | ")), el("div", { class: "reason" }, t.words)),
+    el("td", { class: "next" }, when(t.next_run)),
+    lastCell,
+    el("td", { class: "num exit" }, last && last.exit_code != null ? String(last.exit_code) : ""),
+    el("td", { class: "num took" }, last && last.duration != null ? `${last.duration}s` : ""),
+    el("td", { class: "num" }, String(t.active)),
+    el("td", { class: "actions" },
+      action("run now", () => api("POST", `/api/tasks/${enc(t.name)}/run`), false,
+             `start a run of ${t.name} now, outside its schedule`)));
+}
+
+function drawTasks(tasks) {
+  document.querySelector("#tasks tbody").replaceChildren(...tasks.map(taskRow));
+  document.getElementById("no-tasks").classList.toggle("hidden", tasks.length > 0);
 }
 
 function tickUptimes() {
