@@ -43,6 +43,7 @@ class _Cache:
         self.table: Table | None = None
         self.payload: dict | None = None  # table.to_json(), once per version
         self.sent: dict[str, tuple[int, dict, float]] = {}  # node -> (version, config, when)
+        self.settled: tuple | None = None  # (table, config, nodes, reports) when all had it
 
 
 def cache(sched) -> _Cache:
@@ -56,12 +57,11 @@ def _now(sched) -> float:
 
 
 def inputs_key(sched) -> tuple:
-    """What the table is built from, cheaply (see ``veo.core.discovery.Rebuilds``): O(nodes)."""
+    """What the table is built from, cheaply (see ``veo.core.discovery.Rebuilds``): O(1) — the
+    Scheduler counts changes of its nodes (liveness, address) and of their reports."""
     st = sched.state
-    nodes = tuple((rec.name, rec.alive, rec.host,
-                   -1 if rec.report is None else len(rec.report.instances))
-                  for rec in sched.nodes.values())
-    return st.cluster, st.spec_index, st.event_index, st.slots, nodes
+    return (st.cluster, st.spec_index, st.event_index, st.slots, sched.nodes_version,
+            sched.reports_version)
 
 
 def table_content(sched) -> tuple:
@@ -112,11 +112,16 @@ def push(sched) -> None:
     c = cache(sched)
     config = sched.state.settings.discovery.model_dump(mode="json")
     now = _now(sched)
+    settled = (table.version, config, sched.nodes_version, sched.reports_version)
+    if c.settled == settled:
+        return  # every live node reported this table and config, and nothing moved since
+    pending = False
     for rec in sched.nodes.values():
         report = rec.report
         if not rec.alive or (report is not None and report.dns_version == table.version
                              and report.dns_config == config):
             continue
+        pending = True
         sent = c.sent.get(rec.name)
         if sent is not None and sent[:2] == (table.version, config) and now - sent[2] < RESEND:
             continue
@@ -128,6 +133,7 @@ def push(sched) -> None:
             c.sent[rec.name] = (table.version, config, now)
         except Exception as e:
             log.warning("cannot send the discovery table to %s: %s", rec.name, e)
+    c.settled = None if pending else settled
 
 
 def lookup(sched, service: str) -> dict:

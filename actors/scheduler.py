@@ -73,6 +73,8 @@ class Scheduler:
         self._loop: asyncio.Task | None = None
         # what keeps a step with nothing new cheap: plan gate, list versions, report ages
         self.steady = Steady()
+        self.nodes_version = 0  # grows when a node's liveness, role, host or capacity changes
+        self.reports_version = 0  # grows with every new report received (any node)
         self._specs: tuple[int, dict] = (-1, {})  # kept spec versions, by the spec index read
         self.step_times: deque[float] = deque(maxlen=STEP_KEEP)  # seconds, the last steps
         # after a restart (kill -9, node failure) nobody may call us for a while: queue a call to
@@ -363,8 +365,11 @@ class Scheduler:
             alive = bool(n.get("Alive"))
             if rec is None:
                 rec = self.nodes[name] = NodeRec(name=name)
+            seen_as = (rec.role, rec.host, rec.alive)
             rec.role = (n.get("Labels") or {}).get(ROLE_LABEL)
             rec.host = n.get("NodeManagerAddress")
+            if seen_as != (rec.role, rec.host, alive):
+                self.nodes_version += 1  # placement sees the node differently: plan again
             if alive and not rec.alive:
                 self._spawn_node_actors(name)
                 events.append(Event(kind=EventKind.node_joined, node=name))
@@ -400,7 +405,11 @@ class Scheduler:
                 report: AgentReport | None = await asyncio.wait_for(
                     self._agent(rec.name).report.remote(since), REPORT_TIMEOUT)
                 if report is not None:
-                    rec.report = report
+                    old, rec.report = rec.report, report
+                    self.reports_version += 1
+                    if old is None or (old.cpus, old.memory, old.disk) != (
+                            report.cpus, report.memory, report.disk):
+                        self.nodes_version += 1  # capacity as placement sees it moved
                 self.steady.reported_at[rec.name] = now
             except Exception as e:  # agent restarting or engine down: plan with what we had
                 log.warning("no report from %s: %s", rec.name, e)
@@ -421,14 +430,14 @@ class Scheduler:
         updating = any(u.active for u in st.updates.values())
         runs = task_hook.before_plan(self)  # due runs, persisted first (time-driven: every step)
         held = self._held_back()
-        states = self._states()
-        # until every live node has reported, "pending" reasons would only say "not reported yet"
-        reported = all(rec.report for rec in self.nodes.values() if rec.alive)
-        inputs = (tuple(states), reported, self._drain_budget(),
-                  tuple(sorted(held.items())), tuple(sorted((n, tuple(r)) for n, r in runs.items())))
+        inputs = (self.nodes_version, self._drain_budget(), tuple(sorted(held.items())),
+                  tuple(sorted((n, tuple(r)) for n, r in runs.items())))
         if not self.steady.gate.due((st.placement_version, inputs), force=updating):
             self._commit(wake=False)  # what before_plan recorded
             return
+        states = self._states()
+        # until every live node has reported, "pending" reasons would only say "not reported yet"
+        reported = all(rec.report for rec in self.nodes.values() if rec.alive)
         if updating:
             views = {instance_key(v.service, v.instance): v for v in self._views()}
             st.pending_notes += rollout.advance_updates(st, views, self.unit_members, time.time())
@@ -455,9 +464,11 @@ class Scheduler:
     def _held_back(self) -> dict[str, str]:
         """Services whose first start waits on a dependency (depends_on, veo.core.depends)."""
         st = self.state
+        if not any(svc.depends_on for svc in st.services.values()):
+            return {}  # the common case: nothing to look at
         placed = {s.service for s in st.slots.values()}
         if not any(svc.depends_on and name not in placed for name, svc in st.services.items()):
-            return {}  # the common case: no view to build
+            return {}  # every dependant placed already: no view to build
         return held_back(st.services, placed, self._views())
 
     def _drain_budget(self) -> int:
