@@ -90,6 +90,7 @@ class NodeAgent:
         self.desired: tuple | None = None  # the last converge's arguments, with their version
         self.supervision = LocalSupervision(self._supervisor)
         self.priority = RestartFirst()
+        self.images_ready: set = set()  # (image, pull_policy) ensured by the running converge
         self.synced = False
         self._started = False
         self._since = time.time()
@@ -112,7 +113,9 @@ class NodeAgent:
         in the stream loses nothing, then ask for a full converge to catch what the gap hid."""
         while not self.stop_flag.is_set():
             try:
-                stream = self.runtime.events(since=self._since, filters={"type": "container"})
+                # only what the agent acts on: the engine serialises less, the loop wakes less
+                stream = self.runtime.events(since=self._since, filters={
+                    "type": "container", "event": ["start", "die"]})
                 loop.call_soon_threadsafe(self.queue.put_nowait, {"veo": "connected"})
                 for ev in stream:
                     self._since = max(self._since, ev.get("time", 0) - 1)
@@ -211,6 +214,9 @@ class NodeAgent:
         units: dict[str, list[Assignment]] = {}
         for a in create:
             units.setdefault(a.unit, []).append(a)
+        # each image looked up (built, pulled) once per batch, not once per container
+        self.images_ready = await self._ready_images({(a.service.image, a.service.pull_policy)
+                                                      for a in create})
         gate = asyncio.Semaphore(CREATE_PARALLELISM)
 
         async def one(unit: str, members: list[Assignment]) -> None:
@@ -223,7 +229,10 @@ class NodeAgent:
                         await self.priority.clear()  # a restart's start goes first
                         await self._start(inst, restarted=False, fresh=True)
 
-        await asyncio.gather(*(one(u, m) for u, m in units.items()))
+        try:
+            await asyncio.gather(*(one(u, m) for u, m in units.items()))
+        finally:
+            self.images_ready = set()  # a later create (a restart) looks again
 
     async def report(self, since: int | None = None) -> AgentReport | None:
         """Capacity and instances; None when ``since`` is the current version (nothing changed
@@ -456,20 +465,35 @@ class NodeAgent:
         kwargs.update(discovery_hook.container_dns(self, a.service))  # dns: the node's veo DNS
         return kwargs
 
-    def _make(self, inst: InstanceRecord, kwargs: dict) -> str:
+    async def _ready_images(self, wanted: set) -> set:
+        """The (image, pull_policy) pairs made present on the engine now. One that fails is left
+        out: each of its containers' creates tries again and reports the error."""
+        async def one(image_policy):
+            try:
+                await self._io(ensure_image, self.runtime, *image_policy)
+                return image_policy
+            except VeoError:
+                return None
+
+        return {ip for ip in await asyncio.gather(*(one(ip) for ip in wanted)) if ip}
+
+    def _make(self, inst: InstanceRecord, kwargs: dict, image_ready: bool = False) -> str:
         """Engine thread: the image present (built, or pulled per pull_policy: ImageNotFound is
         permanent, RegistryUnavailable an EngineUnavailable retried later), networks, volumes
         and secret files, then the container (idempotent: a retried create finds its own)."""
         a = inst.a
-        ensure_image(self.runtime, a.service.image, a.service.pull_policy)
+        if not image_ready:
+            ensure_image(self.runtime, a.service.image, a.service.pull_policy)
         kwargs = prepare(self.runtime, a.service, self.cluster, kwargs)
         return self.runtime.create(kwargs)
 
     def _make_then_start(self, inst: InstanceRecord, kwargs: dict) -> None:
         """Engine thread: make, then start. The id is set before the start, so the engine's
         start and die events find the record."""
+        a = inst.a
         try:
-            inst.container_id = self._make(inst, kwargs)
+            inst.container_id = self._make(
+                inst, kwargs, (a.service.image, a.service.pull_policy) in self.images_ready)
         except EngineUnavailable:
             raise
         except VeoError as e:
