@@ -50,7 +50,8 @@ class RayWorld:
         # no dashboard: it costs a core's worth of start-up and the tests do not read it
         self.cluster, self.ray_nodes = local.start_nodes(specs, dashboard=False)
         ray.init(address=self.cluster.address, namespace="veo", log_to_driver=False)
-        self.client: Cluster = start_scheduler(state_path=state_dir / "scheduler.db")
+        self.state_path = state_dir / "scheduler.db"  # tests read the crash image from it
+        self.client: Cluster = start_scheduler(state_path=self.state_path)
         self.base_nodes = [Node(name=n, role=r, **CAPACITY) for n, r in NODES]
         self.apply_settings()
         wait_for(self._all_reported, 60, what="every node's agent to report")

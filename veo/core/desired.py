@@ -211,6 +211,10 @@ class DesiredState:
         services that run get a rolling update (``rollout.start_updates``); ``check_index``
         makes it a compare-and-set on the spec index (two operators)."""
         if check_index is not None and check_index != self.spec_index:
+            if check_index + 1 == self.spec_index and self._holds(spec):
+                # this very apply again: Ray re-sends a call whose Scheduler was killed after
+                # the write and before the answer (max_task_retries); it landed, say so
+                return {"added": [], "changed": [], "removed": [], "unchanged": list(spec.services)}
             raise Conflict(f"the cluster's spec index is {self.spec_index}, not {check_index}: "
                            "someone applied since you planned (plan again)")
         if spec.name != self.cluster and self.services:
@@ -237,6 +241,12 @@ class DesiredState:
         self.spec_index += 1
         self.touch("cluster", "services", "settings", "policy", "nodes", "removed", "spec_index")
         return changes
+
+    def _holds(self, spec: ClusterSpec) -> bool:
+        """The state already is exactly ``spec`` (every part an apply writes)."""
+        return (spec.name == self.cluster and spec.services == self.services
+                and spec.settings == self.settings and spec.policy == self.policy
+                and spec.nodes == list(self.expected.values()))
 
     def add_service(self, svc: Service) -> None:
         enforce([svc], self.policy)
