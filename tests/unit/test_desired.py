@@ -41,7 +41,7 @@ def test_apply_reports_changes_by_kind():
         "a": Service(name="a", image="veo/busybox"),
         "c": Service(name="c", image="veo/httpd")}))
     assert changes == {"added": ["c"], "changed": [], "removed": ["b"], "unchanged": ["a"]}
-    assert st.removed == {"b"}
+    assert set(st.removed) == {"b"}
 
 
 def test_apply_refuses_another_cluster_and_what_the_policy_refuses():
@@ -95,7 +95,7 @@ def test_clear_leaves_nothing_of_the_cluster():
     st.cordon("uno", True)
     st.clear()
     assert (st.services, st.slots, st.restarts, st.cordoned, st.draining) == ({}, {}, {}, set(), set())
-    assert st.removed == {"web"}
+    assert set(st.removed) == {"web"}
 
 
 def test_revive_clears_an_outcome_and_names_unknown_instances():
@@ -191,12 +191,29 @@ def test_an_apply_the_store_refuses_changes_nothing():
     store = Full()
     st = placed("web")
     st.save(store)
-    before = (dict(st.services), dict(st.slots), st.spec_index, dict(st.versions), st.removed)
+    before = (dict(st.services), dict(st.slots), st.spec_index, dict(st.versions), dict(st.removed))
     store.full = True
     with pytest.raises(StoreFull, match="is full"):
         st.transact(store, lambda: st.apply(spec("db")))
-    assert (dict(st.services), dict(st.slots), st.spec_index, dict(st.versions), st.removed) == before
+    assert (dict(st.services), dict(st.slots), st.spec_index, dict(st.versions), dict(st.removed)) == before
     assert DesiredState.load(store) == st
     store.full = False
     st.transact(store, lambda: st.apply(spec("db")))
     assert DesiredState.load(store).services.keys() == {"db"}
+
+
+def test_removed_names_are_forgotten_after_an_hour_and_old_stores_load():
+    from veo.adapters.store import MemoryStore
+    from veo.core.desired import REMOVED_KEEP
+
+    st = DesiredState()
+    st.apply(ClusterSpec(name="veo", services={"a": Service(name="a", image="veo/busybox")}), now=0.0)
+    st.apply(ClusterSpec(name="veo", services={}), now=10.0)
+    assert st.removed == {"a": 10.0}
+    st.apply(ClusterSpec(name="veo", services={"b": Service(name="b", image="veo/busybox")}),
+             now=10.0 + REMOVED_KEEP)
+    st.apply(ClusterSpec(name="veo", services={}), now=11.0 + REMOVED_KEEP)
+    assert set(st.removed) == {"b"}  # a's removal is an hour old: forgotten, b's is new
+    store = MemoryStore()
+    store.write({"removed": ["x", "y"]})  # a store from before removals had times
+    assert set(DesiredState.load(store).removed) == {"x", "y"}

@@ -40,6 +40,7 @@ _PARTS = ("cluster", "services", "settings", "policy", "nodes", "removed", "cord
           "event_index", "spec_index", "versions", "updates", "retiring", "tasks")
 # the parts that change per event, one row per instance: an event costs one row, not the lot
 _ROWS = {"slots": "slot/", "restarts": "restart/"}
+REMOVED_KEEP = 3600.0  # seconds a removed service's name is kept (see DesiredState.removed)
 # parts placement never reads: changing them is no reason to plan again (``placement_version``)
 NOT_PLACEMENT = frozenset({"event_index", "restarts"})
 
@@ -69,7 +70,9 @@ class DesiredState:
     policy: Policy = field(default_factory=Policy)
     expected: dict[str, Node] = field(default_factory=dict)  # nodes named in cluster.yml
     slots: dict[str, Slot] = field(default_factory=dict)
-    removed: set[str] = field(default_factory=set)  # services removed: their containers go
+    # services removed -> when: their containers go at once. Forgotten after REMOVED_KEEP: by
+    # then every agent has removed them, and a straggler is an orphan the agent reaps anyway
+    removed: dict[str, float] = field(default_factory=dict)
     cordoned: set[str] = field(default_factory=set)
     draining: set[str] = field(default_factory=set)
     restarts: dict[str, int] = field(default_factory=dict)  # instance key -> restarts so far
@@ -105,7 +108,7 @@ class DesiredState:
             policy=Policy.model_validate(store.get("policy", {})),
             expected={d["name"]: Node.model_validate(d) for d in store.get("nodes", [])},
             slots={k: Slot.from_json(v) for k, v in rows["slots"].items()},
-            removed=set(store.get("removed", [])),
+            removed=_removed(store.get("removed", [])),
             cordoned=set(store.get("cordoned", [])),
             draining=set(store.get("draining", [])),
             restarts=dict(rows["restarts"]),
@@ -231,10 +234,12 @@ class DesiredState:
         self.services = dict(spec.services)
         self.settings, self.policy = spec.settings, spec.policy
         self.expected = {n.name: n for n in spec.nodes}
-        self.removed = (self.removed | set(changes["removed"])) - set(self.services)
+        now = time.time() if now is None else now
+        self._mark_removed(changes["removed"], now)
+        for name in self.services:
+            self.removed.pop(name, None)
         self._forget_counts(changes["removed"])
         self._forget_history(changes["removed"])
-        now = time.time() if now is None else now
         for name in changes["added"] + changes["changed"]:
             rollout.record_version(self, self.services[name], now)
         self.pending_notes += rollout.start_updates(self, changes["changed"], now)
@@ -256,7 +261,7 @@ class DesiredState:
         new = svc.name not in self.services
         changed = not new and self.services[svc.name] != svc
         self.services[svc.name] = svc
-        self.removed.discard(svc.name)
+        self.removed.pop(svc.name, None)
         now = time.time()
         if new or changed:
             rollout.record_version(self, svc, now)
@@ -269,11 +274,16 @@ class DesiredState:
         if name not in self.services:
             raise NotFound(f"no service named {name!r}")
         del self.services[name]
-        self.removed.add(name)
+        self._mark_removed([name], time.time())
         self._forget_counts([name])
         self._forget_history([name])
         self.spec_index += 1
         self.touch("services", "removed", "spec_index")
+
+    def _mark_removed(self, names: Iterable[str], now: float) -> None:
+        """Remember removed services (their containers go at once), forgetting old removals."""
+        self.removed = {n: t for n, t in self.removed.items() if now - t < REMOVED_KEEP}
+        self.removed.update({n: now for n in names})
 
     def _forget_counts(self, services: Iterable[str]) -> None:
         """A removed service's restart counts go with it: a new service of the same name starts
@@ -297,7 +307,8 @@ class DesiredState:
     def clear(self) -> None:
         """``veo down``: nothing of this cluster is left — services, slots, counts, cordons,
         versions and updates."""
-        removed = self.removed | set(self.services)
+        self._mark_removed(list(self.services), time.time())
+        removed = self.removed
         self.services, self.slots, self.restarts = {}, {}, {}
         self.versions, self.updates, self.retiring, self.tasks = {}, {}, {}, {}
         self.cordoned, self.draining, self.removed = set(), set(), removed
@@ -411,6 +422,15 @@ class DesiredState:
         slot = self.slots.get(key)
         return Event(kind=kind, service=service, instance=instance, node=node, reason=reason,
                      group=svc.group if svc else None, generation=slot.generation if slot else None)
+
+
+def _removed(stored: Any) -> dict[str, float]:
+    """The removed services as stored: name -> time (a list of names before times were kept:
+    taken as removed now)."""
+    if isinstance(stored, dict):
+        return {n: float(t) for n, t in stored.items()}
+    now = time.time()
+    return {n: now for n in stored}
 
 
 def _carry_outcome(old: Slot | None, new: Slot) -> Slot:
