@@ -23,7 +23,7 @@ from collections import deque
 
 import ray
 
-from actors import discovery_hook, task_hook  # HOOK(tasks, discovery)
+from actors import discovery_hook, listing_hook, task_hook  # HOOK(tasks, discovery, listing)
 from actors.group_supervisor import GroupSupervisor
 from actors.health_checker import HealthChecker
 from actors.node_agent import NodeAgent
@@ -31,7 +31,7 @@ from veo.adapters.event_log import EventLog
 from veo.adapters.store import open_store
 from veo.core import rollout
 from veo.core.desired import DesiredState, summary
-from veo.core.summary import step_stats
+from veo.core.summary import StepTimes
 from veo.core.depends import held_back
 from veo.core.errors import Conflict, NotFound, VeoError
 from veo.core.models import (AgentReport, ClusterSpec, Event, EventKind, Instance, InstanceStatus,
@@ -69,7 +69,8 @@ class Scheduler:
         self.new_events = asyncio.Condition()
         self.wake = asyncio.Event()
         self._loop: asyncio.Task | None = None
-        self.step_times: deque[float] = deque(maxlen=STEP_KEEP)  # seconds, the last steps
+        self.step_times = StepTimes(STEP_KEEP)  # seconds, the last steps (numbered)
+        self.changes = listing_hook.ChangeCounter()  # HOOK(listing): readers' caches follow it
         # after a restart (kill -9, node failure) nobody may call us for a while: queue a call to
         # ourselves so the control loop resumes as soon as this constructor returns
         ray.get_runtime_context().current_actor.ping.remote()
@@ -77,6 +78,7 @@ class Scheduler:
     def _commit(self, wake: bool = True) -> None:
         """Persist what changed (before anything acts on it) and let the loop act."""
         self.state.save(self.store)
+        self.changes.bump()  # HOOK(listing): what the views read may have changed
         if wake:
             self.wake.set()
 
@@ -207,10 +209,17 @@ class Scheduler:
         """The worker process (fault-injection tests kill it)."""
         return os.getpid()
 
-    async def loop_stats(self) -> dict:
+    async def loop_stats(self, since: int | None = None) -> dict:
         """Durations of the last control-loop steps (how long the loop's own work takes, not
-        the wait between steps): count, p50, p95 and max in seconds."""
-        return step_stats(self.step_times)
+        the wait between steps): count, p50, p95 and max in seconds, and ``total`` steps so far;
+        ``since``: only the steps after that ``total``."""
+        return self.step_times.stats(since)
+
+    async def containers_version(self, since: int | None = None, wait: float = 0.0) -> int:
+        """HOOK(listing): a counter that moves whenever what ``instances`` shows may have changed
+        (each commit: events, state changes, every step's reports); with ``wait``, a long poll
+        until it differs from ``since`` (actors/listing_hook.py)."""
+        return await self.changes.wait(since, wait)
 
     async def ping(self) -> str:
         self._start()

@@ -52,6 +52,25 @@ class ClusterCollector:
         yield up
         yield from _instance_metrics(instances)
         yield from _node_metrics(nodes)
+        yield from _loop_metrics(client)
+
+
+def _loop_metrics(client: Any) -> list:
+    """The control loop's step durations (``Cluster.loop_stats``): how long the Scheduler's own
+    work per step takes, over its last 1000 steps."""
+    try:
+        stats = client.loop_stats()
+    except Exception as e:  # a Scheduler without loop_stats: the other families still show
+        log.warning("metrics: no control-loop figures: %s", e)
+        return []
+    step = GaugeMetricFamily("veo_control_loop_step_seconds", "Control-loop step duration over "
+                             "the last steps (quantile 0.5, 0.95, and max)", labels=["quantile"])
+    for label, field in (("0.5", "p50"), ("0.95", "p95"), ("max", "max")):
+        step.add_metric([label], stats[field])
+    steps = CounterMetricFamily("veo_control_loop_steps", "Control-loop steps since the "
+                                "Scheduler started")
+    steps.add_metric([], stats.get("total", stats["count"]))
+    return [step, steps]
 
 
 def _instance_metrics(instances: list) -> list:
