@@ -6,6 +6,8 @@
     rolling    - a rolling update of 10 instances vs Swarm's rule of thumb
     store      - bench.store: state store bytes and time per event / slot change, SQLite vs Redis
     loader     - bench.big_spec: a 5 MB cluster.yml with 5,000 services through the loader
+    api_load   - bench.rest_live: GET /api/containers at 200/s on a real veo serve and Scheduler;
+                 the control loop's step time quiet vs loaded
     machines   - 3 machines (own address, dockerd, veo node): partition -> running elsewhere,
                  heal -> no twin, reboot -> converged
 
@@ -26,7 +28,7 @@ from pathlib import Path
 
 from bench.common import Engine, VeoWorld, fmt, format_table, loadavg, machine_info, verdict
 
-PARTS = ("placement", "e2e", "restart", "rolling", "store", "loader", "machines")
+PARTS = ("placement", "e2e", "restart", "rolling", "store", "loader", "api_load", "machines")
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "artifacts" / "bench.json"
 
 
@@ -120,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             _print_placement(results["placement"])
             print()
         _store_parts(parts, args.quick, results, errors)
-        if {"e2e", "restart", "rolling"} & set(parts):
+        if {"e2e", "restart", "rolling", "api_load"} & set(parts):
             print("starting a private Docker engine and a one-node Ray cluster (not timed) ...",
                   flush=True)
             engine = Engine()
@@ -147,6 +149,14 @@ def main(argv: list[str] | None = None) -> int:
             results["rolling"] = _guard("rolling", lambda: rolling.run(engine, world), errors)
             if "error" not in results["rolling"]:
                 rolling.print_report(results["rolling"])
+        if "api_load" in parts:
+            from bench import rest_live
+
+            results["api_load"] = _guard("api_load", lambda: rest_live.run(engine, world,
+                                                                            args.quick), errors)
+            if "error" not in results["api_load"]:
+                rest_live.print_report(results["api_load"])
+            print()
         if "machines" in parts:
             from bench import machines
 
@@ -231,6 +241,9 @@ def summary_rows(results: dict) -> list[list]:
     elif ms:
         rows.append(["machines", ms.get("error", "?"), "-", "-"])
     rows += _store_summary_rows(results)
+    from bench.rest_live import summary_rows as api_load_rows
+
+    rows += api_load_rows(results.get("api_load"))
     return rows
 
 

@@ -82,6 +82,7 @@ def create_app(client_factory: ClientFactory | None = None, *, token: str | None
     app.state.veo = state
     state.metrics = Metrics(lambda: resolve_client(app))
     state.listing = Listing(lambda: resolve_client(app), wait=settings.poll)
+    state.metrics.watch_listing(state.listing)
     state.hub = EventHub(lambda: resolve_client(app), poll=settings.poll,
                          on_event=state.metrics.on_event)
     errors.install(app)

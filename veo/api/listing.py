@@ -53,7 +53,7 @@ class Listing:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.hits = self.misses = 0
+        self.hits = self.misses = self.fetches = 0  # answers from a copy, others; Scheduler calls
 
     # ---- serving -----------------------------------------------------------------------------
 
@@ -89,6 +89,7 @@ class Listing:
         """Ask the Scheduler. ``version`` was read before asking, so the answer is at least that
         new; it is kept under it (and never if the counter has moved on meanwhile)."""
         service, node = key
+        self.fetches += 1
         body = encode(client.containers(service), node)
         if version is not None:
             with self._lock:

@@ -125,6 +125,10 @@ class Metrics:
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
         self.registry.register(ClusterCollector(resolve))
 
+    def watch_listing(self, listing) -> None:
+        """Count how ``/api/containers`` answers were served (veo.api.listing)."""
+        self.registry.register(_ListingCollector(listing))
+
     def on_event(self, ev) -> None:
         self.events.labels(ev.kind.value).inc()
         if ev.kind is EventKind.placed:
@@ -132,6 +136,26 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _ListingCollector:
+    def __init__(self, listing):
+        self.listing = listing
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        served = CounterMetricFamily("veo_api_container_lists", "GET /api/containers answers, "
+                                     "by where they came from (a kept copy, or the Scheduler)",
+                                     labels=["source"])
+        served.add_metric(["copy"], self.listing.hits)
+        served.add_metric(["scheduler"], self.listing.misses)
+        calls = CounterMetricFamily("veo_api_container_list_calls", "Calls to the Scheduler for "
+                                    "/api/containers (requests arriving meanwhile share one)")
+        calls.add_metric([], self.listing.fetches)
+        yield served
+        yield calls
 
 
 class LatencyMiddleware:
