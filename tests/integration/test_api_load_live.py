@@ -39,3 +39,41 @@ def test_rest_at_200_per_second_on_a_real_server_and_scheduler(world, names):
     quiet, loaded = res["windows"]["quiet"]["steps"], res["windows"]["loaded"]["steps"]
     assert quiet["count"] > 0 and loaded["count"] > 0
     assert loaded["total"] - loaded["count"] >= quiet["total"]
+
+
+def test_a_kept_copy_follows_the_real_schedulers_counter(live, world, names):
+    """With copies that never expire by age, only the Scheduler's change counter can refresh
+    them: a container killed behind veo's back shows restarted once the Scheduler shows it and
+    the server has heard the counter the Scheduler had then."""
+    import httpx
+
+    from ray_world import wait_for
+
+    listing = live.app.state.veo.listing
+    listing.max_age = 3600.0
+    try:
+        api = httpx.Client(base_url=live.url, timeout=30)
+        name = names("fresh")
+        world.client.add_service({"name": name, "image": "veo/busybox", "command": LOOP,
+                                  "network_mode": "none", "memory": "16m",
+                                  "stop_grace_period": 1})
+        old = world.wait_running(name, 1, timeout=60)[0]
+        wait_for(lambda: listing.version is not None, 30, what="the server to follow the counter")
+        row = wait_for(lambda: _row(api, name, 0), 30, what="the copy to show it running")
+        world.runtime(row["node"]).kill(old.container_id)
+        new = wait_for(lambda: [i for i in world.client.containers(name) if i.restarts >= 1
+                                and i.status.value == "running"], 60, what="the restart")[0]
+        version = world.client.containers_version()
+        wait_for(lambda: listing.version is not None and listing.version >= version, 30,
+                 what="the server to hear the counter")
+        rows = api.get("/api/containers", params={"service": name}).json()
+        assert [(r["id"], r["status"], r["restarts"]) for r in rows] == \
+            [(new.container_id, "running", new.restarts)]
+    finally:
+        listing.max_age = 1.0
+
+
+def _row(api, name: str, restarts: int):
+    rows = api.get("/api/containers", params={"service": name}).json()
+    ok = rows and rows[0]["status"] == "running" and rows[0]["restarts"] == restarts
+    return rows[0] if ok else None
