@@ -47,7 +47,7 @@ class CountedFake(FakeCluster):
             self.version += 1
             self._vcond.notify_all()
 
-    def containers_version(self, since=None, wait=0.0):  # noqa: F811 (the fake's has none)
+    def containers_version(self, since=None, wait=0.0):
         with self._vcond:
             if since == self.version and wait > 0:
                 self._vcond.wait_for(lambda: since != self.version, wait)
