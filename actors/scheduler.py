@@ -24,7 +24,7 @@ from dataclasses import replace
 
 import ray
 
-from actors import discovery_hook, task_hook  # HOOK(tasks, discovery)
+from actors import discovery_hook, listing_hook, task_hook  # HOOK(tasks, discovery, listing)
 from actors.group_supervisor import GroupSupervisor
 from actors.health_checker import HealthChecker
 from actors.node_agent import NodeAgent
@@ -32,7 +32,7 @@ from veo.adapters.event_log import EventLog
 from veo.adapters.store import open_store
 from veo.core import rollout
 from veo.core.desired import DesiredState, summary
-from veo.core.summary import step_stats
+from veo.core.summary import StepTimes
 from veo.core.depends import held_back
 from veo.core.errors import Conflict, NotFound, VeoError
 from veo.core.models import (AgentReport, ClusterSpec, Event, EventKind, Instance, InstanceStatus,
@@ -76,7 +76,8 @@ class Scheduler:
         self.nodes_version = 0  # grows when a node's liveness, role, host or capacity changes
         self.reports_version = 0  # grows with every new report received (any node)
         self._specs: tuple[int, dict] = (-1, {})  # kept spec versions, by the spec index read
-        self.step_times: deque[float] = deque(maxlen=STEP_KEEP)  # seconds, the last steps
+        self.step_times = StepTimes(STEP_KEEP)  # seconds, the last steps (numbered)
+        self.changes = listing_hook.ChangeCounter()  # HOOK(listing): readers' caches follow it
         # after a restart (kill -9, node failure) nobody may call us for a while: queue a call to
         # ourselves so the control loop resumes as soon as this constructor returns
         ray.get_runtime_context().current_actor.ping.remote()
@@ -84,6 +85,7 @@ class Scheduler:
     def _commit(self, wake: bool = True) -> None:
         """Persist what changed (before anything acts on it) and let the loop act."""
         self.state.save(self.store)
+        self.changes.bump()  # HOOK(listing): what the views read may have changed
         if wake:
             self.wake.set()
 
@@ -214,10 +216,17 @@ class Scheduler:
         """The worker process (fault-injection tests kill it)."""
         return os.getpid()
 
-    async def loop_stats(self) -> dict:
+    async def loop_stats(self, since: int | None = None) -> dict:
         """Durations of the last control-loop steps (how long the loop's own work takes, not
-        the wait between steps): count, p50, p95 and max in seconds."""
-        return step_stats(self.step_times)
+        the wait between steps): count, p50, p95 and max in seconds, and ``total`` steps so far;
+        ``since``: only the steps after that ``total``."""
+        return self.step_times.stats(since)
+
+    async def containers_version(self, since: int | None = None, wait: float = 0.0) -> int:
+        """HOOK(listing): a counter that moves whenever what ``instances`` shows may have changed
+        (each commit: events, state changes, every step's reports); with ``wait``, a long poll
+        until it differs from ``since`` (actors/listing_hook.py)."""
+        return await self.changes.wait(since, wait)
 
     async def ping(self) -> str:
         self._start()
@@ -331,6 +340,8 @@ class Scheduler:
 
     async def _run(self) -> None:
         while True:
+            # steps woken by events come at most every 0.1 s (not part of the step's time)
+            await asyncio.sleep(self.steady.pace_delay())
             self.wake.clear()
             began = time.perf_counter()
             try:
@@ -344,8 +355,7 @@ class Scheduler:
                 pass
 
     async def _step(self) -> None:
-        # steps woken by events come at most every 0.1 s; Ray membership once per tick
-        await asyncio.sleep(self.steady.pace_delay())
+        # Ray membership (a GCS call listing every node) once per tick, not on every event
         if self.steady.membership_due(self.tick):
             await self._membership()
         await self._collect_reports()

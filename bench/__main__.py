@@ -6,6 +6,8 @@
     rolling    - a rolling update of 10 instances vs Swarm's rule of thumb
     store      - bench.store: state store bytes and time per event / slot change, SQLite vs Redis
     loader     - bench.big_spec: a 5 MB cluster.yml with 5,000 services through the loader
+    api_load   - bench.rest_live: GET /api/containers at 200/s on a real veo serve and Scheduler;
+                 the control loop's step time quiet vs loaded
     machines   - 3 machines (own address, dockerd, veo node): partition -> running elsewhere,
                  heal -> no twin, reboot -> converged
     busy       - restart latency while the node creates 100 other containers, vs idle
@@ -29,7 +31,7 @@ from pathlib import Path
 
 from bench.common import Engine, VeoWorld, fmt, format_table, loadavg, machine_info, verdict
 
-PARTS = ("placement", "e2e", "restart", "busy", "rolling", "store", "loader", "scale",
+PARTS = ("placement", "e2e", "restart", "busy", "rolling", "store", "loader", "api_load", "scale",
          "realscale", "machines")
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "artifacts" / "bench.json"
 
@@ -134,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             print("Control-plane scale (bench.scale: real Scheduler, in-process fake agents)")
             results["scale"] = _guard("scale", lambda: {"rows": scale.run(quick=args.quick)}, errors)
             print()
-        if {"e2e", "restart", "busy", "rolling"} & set(parts):
+        if {"e2e", "restart", "busy", "rolling", "api_load"} & set(parts):
             print("starting a private Docker engine and a one-node Ray cluster (not timed) ...",
                   flush=True)
             engine = Engine()
@@ -170,6 +172,14 @@ def main(argv: list[str] | None = None) -> int:
             results["rolling"] = _guard("rolling", lambda: rolling.run(engine, world), errors)
             if "error" not in results["rolling"]:
                 rolling.print_report(results["rolling"])
+        if "api_load" in parts:
+            from bench import rest_live
+
+            results["api_load"] = _guard("api_load", lambda: rest_live.run(engine, world,
+                                                                            args.quick), errors)
+            if "error" not in results["api_load"]:
+                rest_live.print_report(results["api_load"])
+            print()
         if "machines" in parts:
             from bench import machines
 
@@ -296,6 +306,9 @@ def summary_rows(results: dict) -> list[list]:
                          f"{fmt(r['steady_ms'], 1)} ms", f"< {TARGET_STEADY_MS:g} ms" if big else "-",
                          verdict(r["steady_ms"], TARGET_STEADY_MS) if big else "-"])
     rows += _store_summary_rows(results)
+    from bench.rest_live import summary_rows as api_load_rows
+
+    rows += api_load_rows(results.get("api_load"))
     return rows
 
 

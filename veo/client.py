@@ -153,6 +153,18 @@ class Cluster(Waits):
     def nodes(self) -> list[NodeView]:
         return _call(self._s.node_views.remote())
 
+    def loop_stats(self, since: int | None = None) -> dict:
+        """The control loop's last step durations: ``count``, ``p50``, ``p95``, ``max``
+        (seconds) over the kept steps, and ``total`` steps so far; ``since``: only the steps
+        after that ``total`` (compare a quiet window with a busy one)."""
+        return _call(self._s.loop_stats.remote(since))
+
+    def containers_version(self, since: int | None = None, wait: float = 0.0) -> int:
+        """A counter that moves whenever ``containers()`` may answer differently; with ``wait``,
+        blocks up to that many seconds until it differs from ``since`` (the web server follows
+        it to keep one copy of the list instead of asking per request)."""
+        return _call(self._s.containers_version.remote(since, wait), timeout=wait + 30)
+
     def logs(self, service: str, instance: int = 0, tail: int = 100) -> str:
         return _call(self._s.logs.remote(service, instance, tail))
 

@@ -177,6 +177,10 @@ class RemoteCluster(Waits):
     def nodes(self) -> list[NodeView]:
         return [NodeView.model_validate(n) for n in self._json("GET", "/api/nodes")]
 
+    def loop_stats(self, since: int | None = None) -> dict:
+        return self._json("GET", "/api/cluster/loop",
+                          params={} if since is None else {"since": since})
+
     def logs(self, service: str, instance: int = 0, tail: int = 100) -> str:
         return self._request("GET", f"{_instance(service, instance)}/logs",
                              params={"tail": tail}).text

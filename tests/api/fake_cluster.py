@@ -28,6 +28,7 @@ from veo.core.models import (
     Service,
 )
 from veo.core.policy import Policy, enforce
+from veo.core.summary import StepTimes
 
 NODES = [("uno", "front"), ("dos", "back"), ("tres", "back")]
 
@@ -80,6 +81,11 @@ class FakeCluster(_RolloutFake, Cluster):
         self._cond = threading.Condition()
         self.calls: list[str] = []
         self._serial = 0
+        self.step_times = StepTimes(1000)  # a control loop's step durations: tests add some
+
+    # no change counter: the web server asks the fake on every request (tests change its
+    # instances in place), so veo.api.listing keeps no copies of it
+    containers_version = None
 
     # ---- helpers for tests --------------------------------------------------------------------
 
@@ -217,6 +223,9 @@ class FakeCluster(_RolloutFake, Cluster):
 
     def nodes(self) -> list[NodeView]:
         return [n.model_copy() for n in self._nodes.values()]
+
+    def loop_stats(self, since: int | None = None) -> dict:
+        return self.step_times.stats(since)
 
     def logs(self, service: str, instance: int = 0, tail: int = 100) -> str:
         if f"{service}#{instance}" not in self._instances:

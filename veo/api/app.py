@@ -21,6 +21,7 @@ from veo.api import actions, containers, errors, events, nodes, services, system
 from veo.api.deps import ApiSettings, ApiState, ClientFactory, host_allowed, resolve_client
 from veo.api.hub import EventHub
 from veo.api.limits import BodyLimit, body_limit
+from veo.api.listing import Listing
 from veo.api.metrics import LatencyMiddleware, Metrics
 from veo.api.schemas import error_body
 from veo.api.ws import websocket_endpoint
@@ -71,13 +72,17 @@ def create_app(client_factory: ClientFactory | None = None, *, token: str | None
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         state.hub.start(asyncio.get_running_loop())
+        state.listing.start()
         yield
+        await asyncio.to_thread(state.listing.stop)
         await asyncio.to_thread(state.hub.stop, settings.poll + 5)
 
     app = FastAPI(title="veo", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
                   separate_input_output_schemas=False)
     app.state.veo = state
     state.metrics = Metrics(lambda: resolve_client(app))
+    state.listing = Listing(lambda: resolve_client(app), wait=settings.poll)
+    state.metrics.watch_listing(state.listing)
     state.hub = EventHub(lambda: resolve_client(app), poll=settings.poll,
                          on_event=state.metrics.on_event)
     errors.install(app)

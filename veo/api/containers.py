@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from veo.api.deps import get_client, require_token, settings_of
@@ -35,13 +35,15 @@ ContainerRef = Path(description="Container id, a unique prefix of it, or service
 
 @router.get("", response_model=list[ContainerView], responses={**NOT_FOUND, **CONTAINERS_LISTED},
             summary="List containers")
-def list_containers(
+async def list_containers(
+    request: Request,
     service: str | None = Query(None, description="Only this service's instances"),
     node: str | None = Query(None, description="Only the instances on this node"),
     client: Any = Depends(get_client),
-) -> list[ContainerView]:
-    instances = client.containers(service)
-    return [ContainerView.of(i) for i in instances if node is None or i.node == node]
+) -> Response:
+    """Served from a copy while the Scheduler has changed nothing it shows (veo.api.listing)."""
+    body = await request.app.state.veo.listing.get(client, service, node)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/{ref}", response_model=ContainerDetail, responses={**NOT_FOUND, **CONFLICT},

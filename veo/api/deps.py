@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from veo.core.errors import VeoError
 
@@ -59,10 +60,17 @@ class ApiState:
                 self._client = self.factory()
             return self._client
 
+    def connected(self) -> Any:
+        """The client if it is connected already (no lock: a reference read is atomic)."""
+        return self._client
 
-def get_client(request: Request) -> Any:
-    """The cluster client. Tests replace it with ``app.dependency_overrides[get_client]``."""
-    return request.app.state.veo.client()
+
+async def get_client(request: Request) -> Any:
+    """The cluster client. Tests replace it with ``app.dependency_overrides[get_client]``.
+    Async, so a request for a connected client does not take a worker thread."""
+    state = request.app.state.veo
+    client = state.connected()
+    return client if client is not None else await run_in_threadpool(state.client)
 
 
 def resolve_client(app: Any) -> Any:
@@ -83,9 +91,10 @@ _bearer = HTTPBearer(auto_error=False, description="Needed when the server has a
                      "(VEO_TOKEN or --token-file); always when it listens beyond loopback.")
 
 
-def require_token(request: Request,
-                  creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
-    """Route dependency: the bearer token, when the server has one; same-origin for changes."""
+async def require_token(request: Request,
+                        creds: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
+    """Route dependency: the bearer token, when the server has one; same-origin for changes.
+    Async: it never blocks, so it takes no worker thread."""
     settings = settings_of(request)
     if settings.token is not None:
         if creds is None:

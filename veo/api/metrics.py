@@ -52,6 +52,25 @@ class ClusterCollector:
         yield up
         yield from _instance_metrics(instances)
         yield from _node_metrics(nodes)
+        yield from _loop_metrics(client)
+
+
+def _loop_metrics(client: Any) -> list:
+    """The control loop's step durations (``Cluster.loop_stats``): how long the Scheduler's own
+    work per step takes, over its last 1000 steps."""
+    try:
+        stats = client.loop_stats()
+    except Exception as e:  # a Scheduler without loop_stats: the other families still show
+        log.warning("metrics: no control-loop figures: %s", e)
+        return []
+    step = GaugeMetricFamily("veo_control_loop_step_seconds", "Control-loop step duration over "
+                             "the last steps (quantile 0.5, 0.95, and max)", labels=["quantile"])
+    for label, field in (("0.5", "p50"), ("0.95", "p95"), ("max", "max")):
+        step.add_metric([label], stats[field])
+    steps = CounterMetricFamily("veo_control_loop_steps", "Control-loop steps since the "
+                                "Scheduler started")
+    steps.add_metric([], stats.get("total", stats["count"]))
+    return [step, steps]
 
 
 def _instance_metrics(instances: list) -> list:
@@ -106,6 +125,10 @@ class Metrics:
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
         self.registry.register(ClusterCollector(resolve))
 
+    def watch_listing(self, listing) -> None:
+        """Count how ``/api/containers`` answers were served (veo.api.listing)."""
+        self.registry.register(_ListingCollector(listing))
+
     def on_event(self, ev) -> None:
         self.events.labels(ev.kind.value).inc()
         if ev.kind is EventKind.placed:
@@ -113,6 +136,26 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _ListingCollector:
+    def __init__(self, listing):
+        self.listing = listing
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        served = CounterMetricFamily("veo_api_container_lists", "GET /api/containers answers, "
+                                     "by where they came from (a kept copy, or the Scheduler)",
+                                     labels=["source"])
+        served.add_metric(["copy"], self.listing.hits)
+        served.add_metric(["scheduler"], self.listing.misses)
+        calls = CounterMetricFamily("veo_api_container_list_calls", "Calls to the Scheduler for "
+                                    "/api/containers (requests arriving meanwhile share one)")
+        calls.add_metric([], self.listing.fetches)
+        yield served
+        yield calls
 
 
 class LatencyMiddleware:

@@ -135,6 +135,18 @@ class ClusterView(ClusterSummary):
     dashboard_url: str
 
 
+class LoopStats(BaseModel):
+    """The control loop's step durations in seconds (the Scheduler's own work per step, not the
+    wait between steps) over its last kept steps."""
+
+    count: int = Field(description="Steps these figures are over.")
+    p50: float
+    p95: float
+    max: float
+    total: int = Field(description="Steps since the Scheduler started (pass it as `since` to "
+                       "get only the steps after this answer).")
+
+
 class HealthReport(BaseModel):
     """Liveness of the web server itself (no call to the Scheduler)."""
 

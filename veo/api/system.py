@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from veo.api.deps import get_client, require_token, settings_of
 from veo.api.errors import COMMON
-from veo.api.schemas import ClusterView, HealthReport
+from veo.api.schemas import ClusterView, HealthReport, LoopStats
 from veo.core.models import ClusterSpec
 
 router = APIRouter(tags=["cluster"])
@@ -37,6 +37,14 @@ def metrics(request: Request) -> Response:
 def cluster(request: Request, client: Any = Depends(get_client)) -> ClusterView:
     return ClusterView(**client.summary().model_dump(),
                        dashboard_url=settings_of(request).dashboard_url)
+
+
+@guarded.get("/api/cluster/loop", response_model=LoopStats,
+             summary="How long the control loop's steps take")
+def loop_stats(since: int | None = Query(None, ge=0, description="Only the steps after this "
+                                         "`total`"),
+               client: Any = Depends(get_client)) -> LoopStats:
+    return LoopStats(**client.loop_stats(since))
 
 
 @guarded.get("/api/spec", response_model=ClusterSpec, summary="The desired state as a spec")

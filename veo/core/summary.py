@@ -6,6 +6,7 @@ what the Scheduler reports.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Iterable
 
 from pydantic import BaseModel, Field
@@ -63,3 +64,25 @@ def step_stats(durations: Iterable[float]) -> dict:
         return {"count": 0, "p50": 0.0, "p95": 0.0, "max": 0.0}
     at = lambda q: xs[min(len(xs) - 1, int(q * len(xs)))]  # noqa: E731 - nearest rank
     return {"count": len(xs), "p50": at(0.50), "p95": at(0.95), "max": xs[-1]}
+
+
+class StepTimes(deque):
+    """The last ``maxlen`` control-loop step durations, numbered: ``total`` counts every step
+    ever recorded, so a reader can ask for exactly the steps after the ones it saw (a benchmark
+    compares an idle window with a loaded one)."""
+
+    def __init__(self, maxlen: int):
+        super().__init__((), maxlen)
+        self.total = 0
+
+    def append(self, seconds: float) -> None:
+        super().append(seconds)
+        self.total += 1
+
+    def stats(self, since: int | None = None) -> dict:
+        """``step_stats`` of the kept steps numbered after ``since`` (all kept ones when None),
+        with ``total``."""
+        xs = list(self)
+        if since is not None:
+            xs = xs[len(xs) - min(len(xs), max(0, self.total - since)):]
+        return {**step_stats(xs), "total": self.total}
