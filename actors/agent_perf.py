@@ -150,3 +150,48 @@ class RestartFirst:
     async def clear(self) -> None:
         """Wait until no restart is in flight."""
         await self._idle.wait()
+
+
+class AdaptiveLimit:
+    """How many new containers the agent has in flight at the engine (image, create, start),
+    adapted from how long each takes: the gradient rule of Netflix's concurrency-limits.
+
+    An engine serialises much of a create; past its knee, more calls at once only queue inside
+    dockerd, so each takes longer while the throughput stays flat — and a restart's start queues
+    behind them (a crash during a deploy). The limit grows by one per call while the recent
+    latency stays within ``tolerance`` x the fastest seen, and shrinks in proportion when it
+    rises above: ``limit <- limit * min(1, tolerance * fastest / recent) + 1``. It settles
+    where one more call in flight would mostly add queueing. ``fastest`` creeps up slowly
+    (``drift`` per call) so an engine that became slower for good is not judged by an old best.
+    """
+
+    def __init__(self, initial: int, lo: int = 2, hi: int = 16, tolerance: float = 1.5,
+                 alpha: float = 0.3, drift: float = 1.002, clock: Callable[[], float] = time.monotonic):
+        self.limit, self.lo, self.hi = float(initial), lo, hi
+        self.tolerance, self.alpha, self.drift, self.clock = tolerance, alpha, drift, clock
+        self.fastest = float("inf")
+        self.recent: float | None = None
+        self.inflight = 0
+        self._free = asyncio.Condition()
+
+    @contextlib.asynccontextmanager
+    async def slot(self):
+        async with self._free:
+            await self._free.wait_for(lambda: self.inflight < int(self.limit))
+            self.inflight += 1
+        began = self.clock()
+        try:
+            yield
+        finally:
+            self.observe(self.clock() - began)
+            async with self._free:
+                self.inflight -= 1
+                self._free.notify_all()
+
+    def observe(self, latency: float) -> None:
+        """One call's latency (seconds): the limit moves."""
+        self.fastest = min(latency, self.fastest * self.drift)
+        self.recent = latency if self.recent is None else (
+            (1 - self.alpha) * self.recent + self.alpha * latency)
+        gradient = min(1.0, self.tolerance * self.fastest / max(self.recent, 1e-9))
+        self.limit = max(self.lo, min(self.hi, self.limit * gradient + 1))

@@ -96,7 +96,9 @@ def current(sched) -> Table:
     c = cache(sched)
     if not c.rebuilds.due(inputs_key(sched), _now(sched)) and c.table is not None:
         return c.table
+    began = time.perf_counter()
     content = (sched.state.cluster, *table_content(sched))
+    c.rebuilds.built(time.perf_counter() - began)
     if content != c.content:
         cluster, services, records = content
         c.content, c.payload = content, None

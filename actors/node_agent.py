@@ -30,8 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 import ray
 
 from actors import discovery_hook, task_hook  # HOOK(tasks, discovery)
-from actors.agent_perf import (CapacityCache, LocalSupervision, ReportCache, RestartFirst,
-                               engine_parallelism, fingerprint)
+from actors.agent_perf import (AdaptiveLimit, CapacityCache, LocalSupervision, ReportCache,
+                               RestartFirst, engine_parallelism, fingerprint)
 from actors.common import EventSink, Handles
 from veo.adapters.docker_api import DockerRuntime
 from veo.core.converge import identity, plan_converge
@@ -84,13 +84,15 @@ class NodeAgent:
         self.handles = Handles()
         # a pool of our own: asyncio's default one has cpu+4 threads (6 here), fewer than the
         # engine calls a converge makes side by side plus the report and the health calls
-        self.pool = ThreadPoolExecutor(CREATE_PARALLELISM + 4, thread_name_prefix="engine")
+        self.pool = ThreadPoolExecutor(2 * CREATE_PARALLELISM + 4, thread_name_prefix="engine")
         self.capacity = CapacityCache(self.runtime.info)
         self.reports = ReportCache()
         self.desired: tuple | None = None  # the last converge's arguments, with their version
         self.supervision = LocalSupervision(self._supervisor)
         self.priority = RestartFirst()
         self.images_ready: set = set()  # (image, pull_policy) ensured by the running converge
+        # new containers in flight at the engine: adapted from their latency (agent_perf)
+        self.create_limit = AdaptiveLimit(CREATE_PARALLELISM, hi=2 * CREATE_PARALLELISM)
         self.synced = False
         self._started = False
         self._since = time.time()
@@ -208,8 +210,8 @@ class NodeAgent:
         return inst
 
     async def _create_units(self, create: list[Assignment]) -> None:
-        """Create and start what is missing: units side by side (at most CREATE_PARALLELISM at
-        once: the engine serialises much of the work, more only queues), the members of one unit
+        """Create and start what is missing: units side by side (as many at once as the engine
+        takes without queueing: ``AdaptiveLimit``, from CREATE_PARALLELISM), the members of one unit
         one after the other in declared order, master first."""
         units: dict[str, list[Assignment]] = {}
         for a in create:
@@ -217,17 +219,17 @@ class NodeAgent:
         # each image looked up (built, pulled) once per batch, not once per container
         self.images_ready = await self._ready_images({(a.service.image, a.service.pull_policy)
                                                       for a in create})
-        gate = asyncio.Semaphore(CREATE_PARALLELISM)
 
         async def one(unit: str, members: list[Assignment]) -> None:
-            async with gate, self._lock(unit):
+            async with self._lock(unit):
                 for a in members:
                     inst = self.insts.get(a.key)
                     # pending: never made; running/exited: its container vanished (removed by
                     # hand); anything else is on its way (starting, backoff) or ended
                     if inst is not None and inst.status in (S.pending, S.running, S.exited):
                         await self.priority.clear()  # a restart's start goes first
-                        await self._start(inst, restarted=False, fresh=True)
+                        async with self.create_limit.slot():
+                            await self._start(inst, restarted=False, fresh=True)
 
         try:
             await asyncio.gather(*(one(u, m) for u, m in units.items()))

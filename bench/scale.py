@@ -78,6 +78,7 @@ class FakeAgent:
         from veo.core.models import AgentReport
 
         self.node = node
+        self.sched = None  # set by make_scheduler: where its events go
         self.version = 1
         self.desired: tuple | None = None
         self._report = AgentReport(node=node, docker_host="fake://", cpus=64, memory=256 * 2**30,
@@ -91,7 +92,7 @@ class FakeAgent:
         return None if since == self.version else self._report
 
     async def _converge(self, desired, known, removed, settings, cluster, version=None):
-        from veo.core.models import Instance, InstanceStatus
+        from veo.core.models import Event, EventKind, Instance, InstanceStatus
 
         self.desired = (desired, version)
         views = [Instance(service=a.service.name, instance=a.instance, node=self.node,
@@ -102,6 +103,12 @@ class FakeAgent:
             self.version += 1
             self._report = self._report.model_copy(update={"instances": views, "synced": True,
                                                            "version": self.version})
+            if desired and self.sched is not None:
+                # a real agent's starts are events: the Scheduler asks it for its report next
+                a = desired[0]
+                await self.sched.record([Event(
+                    kind=EventKind.started, service=a.service.name, instance=a.instance,
+                    node=self.node, generation=a.generation, status=InstanceStatus.running)])
 
     def _discovery(self, table, config):
         """Serves the table it is given (as a real agent's DNS would): its report says which.
@@ -143,6 +150,8 @@ def make_scheduler(nodes: int, state_dir: Path):
 
     with mock.patch("ray.get_runtime_context"):
         sched = SimScheduler(state_path=str(state_dir / "scheduler.db"))
+    for agent in agents.values():
+        agent.sched = sched
     sched.store_meter = Meter(sched.store)
     sched.store = sched.event_log.store = sched.store_meter
     clock = Clock()

@@ -215,3 +215,37 @@ def test_steps_are_paced_and_membership_is_read_once_per_tick():
     assert steady.membership_due(1.0) and not steady.membership_due(1.0)
     now[0] = 12.0
     assert steady.membership_due(1.0)
+
+
+def test_adaptive_limit_grows_while_calls_stay_fast_and_shrinks_when_they_queue():
+    from actors.agent_perf import AdaptiveLimit
+
+    lim = AdaptiveLimit(4, lo=2, hi=16)
+    for _ in range(20):
+        lim.observe(0.10)  # as fast as ever: one more in flight each time, up to hi
+    assert lim.limit == 16
+    for _ in range(30):
+        lim.observe(0.60)  # 6x the fastest: the engine queues them
+    assert lim.limit < 4
+    for _ in range(30):
+        lim.observe(0.12)  # fast again
+    assert lim.limit == 16
+
+
+def test_adaptive_limit_holds_calls_beyond_it():
+    from actors.agent_perf import AdaptiveLimit
+
+    lim = AdaptiveLimit(2, lo=2, hi=2)
+    peak = 0
+
+    async def call():
+        nonlocal peak
+        async with lim.slot():
+            peak = max(peak, lim.inflight)
+            await asyncio.sleep(0.01)
+
+    async def main():
+        await asyncio.gather(*(call() for _ in range(8)))
+
+    asyncio.run(main())
+    assert peak == 2 and lim.inflight == 0

@@ -277,3 +277,15 @@ def test_a_lost_table_is_sent_again_only_after_resend() -> None:
     s.now += RESEND
     discovery_hook.push(s)  # still not there: the message was lost, or the agent restarted
     assert len(s.sent) == 2 and s.sent[1][1] == s.sent[0][1]
+
+
+def test_a_costly_discovery_rebuild_is_paced_but_not_lost() -> None:
+    from veo.core.discovery import Rebuilds
+
+    r = Rebuilds()
+    assert r.due(("a",), now=0.0)
+    r.built(0.5)  # a 100k-instance table: half a second
+    assert not r.due(("b",), now=1.0)  # changed, but the last rebuild was 1 s ago (< 10 x 0.5 s)
+    assert r.due(("b",), now=5.0)  # still due once the pace allows
+    r.built(0.001)  # a small table follows every change
+    assert r.due(("c",), now=5.0)

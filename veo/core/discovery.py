@@ -246,6 +246,8 @@ def table_from(cluster: str, version: int, services: Iterable[str],
 
 # a change that reaches the table without an event (none is known) shows within this many seconds
 REFRESH = 15.0
+COST_SHARE = 10  # a rebuild at most every COST_SHARE x its own duration ...
+PACED_COST = 0.05  # ... once it costs this many seconds (small tables follow every change)
 # an agent whose report still lacks the table this long after it was sent gets it again
 RESEND = 5.0
 
@@ -269,14 +271,23 @@ class Rebuilds:
     at: float = float("-inf")
     settle: bool = False
     count: int = 0  # rebuilds so far (tests and benchmarks read it)
+    cost: float = 0.0  # seconds the last rebuild took (``built``)
 
     def due(self, key: tuple, now: float) -> bool:
         changed = key != self.key
         if not (changed or self.settle or now - self.at >= self.refresh):
             return False
+        # the table's cost bounded to ~1/COST_SHARE of the loop: at 100k instances a rebuild
+        # takes ~0.5 s, so under churn it comes every ~5 s rather than every step (a change
+        # that is not rebuilt yet stays due: the key is kept until it is)
+        if self.cost >= PACED_COST and now - self.at < self.cost * COST_SHARE:
+            return False
         self.key, self.at, self.settle = key, now, changed
         self.count += 1
         return True
+
+    def built(self, seconds: float) -> None:
+        self.cost = seconds
 
 
 def container_dns(discovery: bool, network_mode: str | None, own_dns: list[str], cluster: str,

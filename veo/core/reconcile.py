@@ -106,8 +106,8 @@ def _instance_for(unit: Unit, slots: Mapping[str, Slot], given: dict[str, dict[s
     return n
 
 
-def _keep(unit: Unit, keys: tuple[str, ...], slots: Mapping[str, Slot], services, alive,
-          held: bool = False) -> bool:
+def _keep(unit: Unit, keys: tuple[str, ...], slots: Mapping[str, Slot],
+          hashes: Mapping[str, str], alive, held: bool = False) -> bool:
     current = [slots.get(k) for k in keys]
     if any(s is None for s in current):
         return False
@@ -118,7 +118,7 @@ def _keep(unit: Unit, keys: tuple[str, ...], slots: Mapping[str, Slot], services
     if node not in alive or (unit.node is not None and unit.node != node):
         return False
     # a held unit keeps its old spec while a rolling update has not reached it
-    return held or all(s.spec_hash == services[s.service].spec_hash() for s in current)
+    return held or all(s.spec_hash == hashes[s.service] for s in current)
 
 
 def reconcile(
@@ -166,7 +166,7 @@ def reconcile(
         if leaving and drain_moves is not None and drain_moves <= 0 and \
                 all(k in slots for k in keys) and unit.node is None:
             kept.update({k: slots[k] for k in keys})  # its turn to move has not come yet
-        elif _keep(unit, keys, slots, services, alive, held=unit.key in hold):
+        elif _keep(unit, keys, slots, hashes, alive, held=unit.key in hold):
             kept.update({k: slots[k] for k in keys})
         else:
             if leaving and drain_moves is not None:
