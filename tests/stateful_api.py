@@ -25,6 +25,12 @@ def run_state_machine(schema, token: str, *, examples: int, steps: int,
             if setup is not None:
                 setup()
 
+        def before_call(self, case):
+            # every call carries the token: a generated Authorization header (the schema documents
+            # bearer auth) would otherwise replace it, and the scenario would stop at a 401
+            case.headers = {**(case.headers or {}), **auth}
+            super().before_call(case)
+
         def get_call_kwargs(self, case):
             return {"headers": auth, "timeout": 60}
 

@@ -90,14 +90,20 @@ class FakeCluster(_RolloutFake, Cluster):
     # ---- helpers for tests --------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Back to three empty nodes (a stateful run starts each scenario from the same state)."""
-        self.__init__(self.policy)
+        """Back to three empty nodes (a stateful run starts each scenario from the same state).
+        The condition stays the same object: a request still running on another thread of the
+        server may hold it (a new one would be notified without being held)."""
+        cond = self._cond
+        with cond:
+            self.__init__(self.policy)
+            self._cond = cond
 
     def emit(self, kind: EventKind, **fields) -> Event:
-        with self._cond:
+        cond = self._cond
+        with cond:
             ev = Event(index=len(self._events) + 1, kind=kind, **fields)
             self._events.append(ev)
-            self._cond.notify_all()
+            cond.notify_all()
         return ev
 
     def _place(self, svc: Service) -> None:
