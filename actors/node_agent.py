@@ -361,6 +361,8 @@ class NodeAgent:
         self._move(inst, S.exited, reason, exit_code=exit_code)
         if a.service.healthcheck is not None:  # no watch, no Ray call on the restart path
             self._health().unwatch.remote(inst.container_id)
+        if rejoin.cut_off():  # the machine fences itself: its stops are not deaths to undo
+            return
         live = [self.insts[k] for k in a.members if k in self.insts
                 and self.insts[k].status not in (S.completed, S.failed)]
         members = [Member.of(i.a.service, i.a.instance) for i in live]
@@ -395,6 +397,8 @@ class NodeAgent:
         if delay > 0:
             await asyncio.sleep(delay)
         async with self.priority.restarting(), self._lock(unit):
+            if rejoin.cut_off():
+                return
             for key in keys:
                 inst = self.insts.get(key)
                 if inst is None or inst.status is not S.backoff:

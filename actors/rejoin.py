@@ -55,6 +55,13 @@ def on_converge(runtime, node: str, desired, settings: Settings,
     return events
 
 
+def cut_off() -> bool:
+    """This machine's node process is fencing it: a death is not restarted here (the work runs
+    elsewhere by now; a rejoin restarts what is still this node's)."""
+    directory = handoff.node_dir()
+    return directory is not None and handoff.fencing(directory)
+
+
 def _to_scheduler(events: list[Event]) -> None:
     import ray
 

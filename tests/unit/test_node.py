@@ -226,3 +226,16 @@ def test_systemd_unit_runs_veo_node_start():
     unit = (REPO / "deploy" / "veo-node.service").read_text()
     assert "ExecStart=/usr/local/bin/veo node start $VEO_NODE_ARGS" in unit
     assert "Environment=RAY_AUTH_MODE=token" in unit and "Restart=always" in unit
+
+
+def test_a_fencing_machine_tells_its_agent_to_leave_stopped_containers_alone(tmp_path, monkeypatch):
+    from actors import rejoin
+
+    monkeypatch.setenv(handoff.NODE_DIR_ENV, str(tmp_path))
+    assert not rejoin.cut_off()
+    handoff.mark_fencing(tmp_path, True)  # the node process, before it stops Ray and containers
+    assert rejoin.cut_off() and handoff.fencing(tmp_path)
+    handoff.mark_fencing(tmp_path, False)  # a new Ray node: its agent supervises again
+    assert not rejoin.cut_off()
+    monkeypatch.delenv(handoff.NODE_DIR_ENV)
+    assert not rejoin.cut_off()  # a plain `ray start` machine has no node process

@@ -60,6 +60,20 @@ def load_stop_after(directory: Path) -> float | None:
         return DEFAULT_STOP_AFTER
 
 
+def mark_fencing(directory: Path, on: bool) -> None:
+    """The node process is fencing this machine (cut off for ``stop_after``): until its Ray node
+    starts again, an agent still alive on it must not restart what the fence stops."""
+    path = directory / "fencing"
+    if on:
+        _write(path, {"time": time.time()})
+    else:
+        path.unlink(missing_ok=True)
+
+
+def fencing(directory: Path) -> bool:
+    return (directory / "fencing").exists()
+
+
 def record_fenced(directory: Path, entries: list[dict]) -> None:
     """Append what the node process stopped (dicts: id, name, labels, reason, time)."""
     if entries:

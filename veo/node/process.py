@@ -91,6 +91,7 @@ class NodeProcess:
             self.was_up, self.booted = False, False
         # a failed `ray start` (the head refused or is restarting) is retried after a pause
         if reachable and not self.stopping.is_set() and time.monotonic() >= self.next_start:
+            handoff.mark_fencing(self.dir, False)  # a new Ray node: its agent takes over
             self.ray.start()
             self.next_start = time.monotonic() + RESTART_PAUSE
             self.log(f"ray start (pid {self.ray.pid})")
@@ -121,6 +122,9 @@ class NodeProcess:
         lost = self.watch.stop_after
         self.log(f"the cluster has been out of reach for {lost:g}s: stopping the Ray node and this "
                  "machine's veo containers (they run elsewhere by now)")
+        # an agent that outlives its raylet for a moment decides restarts by itself: it must
+        # leave alone what the fence stops (see actors/rejoin.cut_off)
+        handoff.mark_fencing(self.dir, True)
         # no graceful stop: it would only wait for the GCS it cannot reach
         self.ray.stop(timeout=FENCE_STOP_TIMEOUT)
         self.was_up = False
