@@ -43,6 +43,24 @@ def engine_parallelism() -> int:
         return MEASURED_PARALLELISM
 
 
+async def ready_images(io: Callable, runtime, wanted: set) -> set:
+    """The (image, pull_policy) pairs made present on the engine now, each looked up (built,
+    pulled) once per converge batch rather than once per container (``io``: the agent's engine
+    pool). One that fails is left out: each of its containers' creates tries again and reports
+    the error."""
+    from veo.adapters.images import ensure_image
+    from veo.core.errors import VeoError
+
+    async def one(image_policy):
+        try:
+            await io(ensure_image, runtime, *image_policy)
+            return image_policy
+        except VeoError:
+            return None
+
+    return {ip for ip in await asyncio.gather(*(one(ip) for ip in wanted)) if ip}
+
+
 class CapacityCache:
     """``read()`` is the engine's info call (blocking; run it off the loop)."""
 

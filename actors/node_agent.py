@@ -31,7 +31,7 @@ import ray
 
 from actors import discovery_hook, task_hook  # HOOK(tasks, discovery)
 from actors.agent_perf import (AdaptiveLimit, CapacityCache, LocalSupervision, ReportCache,
-                               RestartFirst, engine_parallelism, fingerprint)
+                               RestartFirst, engine_parallelism, fingerprint, ready_images)
 from actors.common import EventSink, Handles
 from veo.adapters.docker_api import DockerRuntime
 from veo.core.converge import identity, plan_converge
@@ -217,8 +217,8 @@ class NodeAgent:
         for a in create:
             units.setdefault(a.unit, []).append(a)
         # each image looked up (built, pulled) once per batch, not once per container
-        self.images_ready = await self._ready_images({(a.service.image, a.service.pull_policy)
-                                                      for a in create})
+        self.images_ready = await ready_images(
+            self._io, self.runtime, {(a.service.image, a.service.pull_policy) for a in create})
 
         async def one(unit: str, members: list[Assignment]) -> None:
             async with self._lock(unit):
@@ -470,18 +470,6 @@ class NodeAgent:
                                generation=a.generation, node=self.node)
         kwargs.update(discovery_hook.container_dns(self, a.service))  # dns: the node's veo DNS
         return kwargs
-
-    async def _ready_images(self, wanted: set) -> set:
-        """The (image, pull_policy) pairs made present on the engine now. One that fails is left
-        out: each of its containers' creates tries again and reports the error."""
-        async def one(image_policy):
-            try:
-                await self._io(ensure_image, self.runtime, *image_policy)
-                return image_policy
-            except VeoError:
-                return None
-
-        return {ip for ip in await asyncio.gather(*(one(ip) for ip in wanted)) if ip}
 
     def _make(self, inst: InstanceRecord, kwargs: dict, image_ready: bool = False) -> str:
         """Engine thread: the image present (built, or pulled per pull_policy: ImageNotFound is

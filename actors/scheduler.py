@@ -492,7 +492,7 @@ class Scheduler:
         a bounded few others by version only (veo.core.steady.PushBook). Not awaited by the loop:
         a node whose engine is slow or frozen keeps its converge in flight and is skipped until it
         returns, while every other node goes on converging each step."""
-        st, book = self.state, self.steady.book
+        book = self.steady.book
         if self.steady.built != self.steady.gate.planned:  # a plan ran: rebuild what changed
             self.steady.built = self.steady.gate.planned
             self._rebuild_lists()
