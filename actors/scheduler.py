@@ -440,7 +440,8 @@ class Scheduler:
         updating = any(u.active for u in st.updates.values())
         runs = task_hook.before_plan(self)  # due runs, persisted first (time-driven: every step)
         held = self._held_back()
-        inputs = (self.nodes_version, self._drain_budget(), tuple(sorted(held.items())),
+        drain = self._drain_budget()  # builds every view while a drain runs: once per step
+        inputs = (self.nodes_version, drain, tuple(sorted(held.items())),
                   tuple(sorted((n, tuple(r)) for n, r in runs.items())))
         if not self.steady.gate.due((st.placement_version, inputs), force=updating):
             self._commit(wake=False)  # what before_plan recorded
@@ -451,7 +452,7 @@ class Scheduler:
         if updating:
             views = {instance_key(v.service, v.instance): v for v in self._views()}
             st.pending_notes += rollout.advance_updates(st, views, self.unit_members, time.time())
-        result = st.plan(states, drain_moves=self._drain_budget(), held=held, runs=runs)
+        result = st.plan(states, drain_moves=drain, held=held, runs=runs)
         self.unit_members = result.unit_members
         events = st.unit_events(result, self.pending, with_pending=reported)
         events += self._take_notes()
