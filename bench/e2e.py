@@ -1,8 +1,9 @@
 """End-to-end start-up: N single-container services on ONE engine, several ways, in the same run.
 
 * ``veo``      - ``Cluster.apply(spec)`` on a one-node Ray cluster wrapping the engine; timed from
-                 the apply call until ``Cluster.containers()`` shows all N running (Ray and the
-                 Scheduler are started, and the node agent has reported, before the clock starts).
+                 the apply call until `Cluster.wait` (what `veo up` waits with: it follows the
+                 Scheduler's change counter) sees all N running (Ray and the Scheduler are started,
+                 and the node agent has reported, before the clock starts).
 * ``raw xT``   - docker-py ``create_container`` + ``start`` per container from T threads, for T in
                  1, 4, 8, 16: the baseline is the *fastest* of them (the engine's best parallelism on
                  this machine, which is also what the agent's parallelism is chosen from).
@@ -34,7 +35,6 @@ THREADS = (1, 4, 8, 16)
 RAW_MODES = tuple(f"raw x{t}" for t in THREADS)
 MODES = ("veo", *RAW_MODES, "compose")
 SIZES = (40, 200)
-POLL_S = 0.1  # how often the veo run asks Cluster.containers() (Cluster.wait polls every 0.25 s)
 
 
 def _services(prefix: str, n: int) -> dict:
@@ -63,13 +63,14 @@ def run_veo(world: VeoWorld, rec: EventRecorder, n: int, prefix: str, timeout: f
     t_applied = time.perf_counter()
     polls = 0
 
-    def all_running() -> bool:
+    def all_running(insts) -> bool:
         nonlocal polls
         polls += 1
-        insts = [i for i in client.containers() if i.service in names]
+        insts = [i for i in insts if i.service in names]
         return len(insts) == n and all(i.status is InstanceStatus.running for i in insts)
 
-    wait_until(all_running, timeout, POLL_S, f"{n} veo services to run")
+    # what `veo up` does: Cluster.wait, which follows the Scheduler's change counter
+    client.wait(all_running, timeout)
     elapsed = time.perf_counter() - t0
     # where the time went, by the engine's clock
     mine = {"veo.managed": "true"}
@@ -233,7 +234,7 @@ def _one_size(engine: Engine, world: VeoWorld, rec: EventRecorder, n: int, round
         _settle(engine)
     result: dict = {"services": n, "rounds": rounds, "samples": samples,
                     "ray_startup_excluded": True, "ray_startup_s": world.startup_s,
-                    "scheduler_tick_s": 1.0, "target_ratio": TARGET_RATIO, "poll_s": POLL_S,
+                    "scheduler_tick_s": 1.0, "target_ratio": TARGET_RATIO, "wait": "Cluster.wait (long poll)",
                     "warm_up": "2 services through veo and 2 raw containers, untimed, first"}
     med = {}
     for mode, rows in samples.items():
@@ -297,7 +298,7 @@ def _print_size(res: dict) -> None:
         print(f"veo, where the time goes (medians, engine clock): apply -> first create "
               f"{b['to_first_create_s']:.2f} s, first create -> last start "
               f"{b['first_create_to_last_start_s']:.2f} s, last start -> all seen running by the "
-              f"client {b['last_start_to_seen_running_s']:.2f} s (client polls every {res['poll_s']:g} s)")
+              f"client {b['last_start_to_seen_running_s']:.2f} s (Cluster.wait follows the change counter)")
     r = res["ratio_veo_fastest_raw"]
     print(f"veo / fastest raw ({res['fastest_raw']}) = {r:.2f} (target <= {TARGET_RATIO}): "
           f"{verdict(r, TARGET_RATIO)}; veo / compose = "

@@ -26,6 +26,10 @@ def tail_growth(old: str, new: str) -> str:
     return new[at + len(overlap):] if at >= 0 else new
 
 
+LONG_POLL_S = 1.0  # a wait re-reads at least this often, even with no change signalled
+MIN_READ_S = 0.05  # and at most this often
+
+
 class Waits:
     """``wait`` and ``events`` for a client class that has ``containers()``, ``services()``,
     ``nodes()`` and ``events_batch()``, whatever carries its calls."""
@@ -55,15 +59,27 @@ class Waits:
 
     def wait(self, predicate: Callable[[list[Instance]], bool] = settled, timeout: float = 120.0,
              service: str | None = None, interval: float = 0.25) -> list[Instance]:
-        """Poll the instances until ``predicate`` holds; returns them. Raises VeoError on timeout."""
+        """Read the instances until ``predicate`` holds; returns them. Raises VeoError on timeout.
+        A client with ``containers_version`` reads again the moment the Scheduler's change
+        counter moves (a long poll, at most ``LONG_POLL_S`` each); others every ``interval``."""
         deadline = time.monotonic() + timeout
+        follow = getattr(self, "containers_version", None)
         while True:
+            # the counter before the read: a change after it ends the next long poll at once
+            version = follow() if follow else None
+            read_at = time.monotonic()
             instances = self.containers(service)
             # every service shows up once planned (a cluster with none is settled at once)
             planned = self._needed(service) <= {i.service for i in instances}
             if planned and predicate(instances) and self._nodes_reported():
                 return instances
-            if time.monotonic() > deadline:
+            left = deadline - time.monotonic()
+            if left < 0:
                 states = ", ".join(f"{i.service}#{i.instance}={i.status.value}" for i in instances)
                 raise VeoError(f"not settled after {timeout:g}s: {states or 'no instances'}")
-            time.sleep(interval)
+            if follow:
+                follow(version, min(LONG_POLL_S, max(left, 0.01)))
+                # a deploy moves the counter with every event: read at most every MIN_READ_S
+                time.sleep(max(0.0, read_at + MIN_READ_S - time.monotonic()))
+            else:
+                time.sleep(interval)
