@@ -5,7 +5,8 @@
   own locks) read once and refreshed rarely, not on every report;
 * ``ReportCache`` - a report is rebuilt only when an instance changed, and a caller that already
   has the current version gets ``None`` (a few bytes) instead of every instance again;
-* ``RestartFirst`` - a restart's engine call goes before the next create of a deploy;
+* ``AdaptiveLimit`` - how many new containers are in flight at the engine, from their latency;
+  a restart holds back the deploy's next creates until its start is done;
 * ``LocalSupervision`` - supervision decided in the agent with the pure ``decide`` (no Ray round
   trip between a death and its restart), its memory mirrored to the node's GroupSupervisor so an
   agent restart loses no count, back-off or budget.
@@ -131,6 +132,19 @@ class LocalSupervision:
             self.units.setdefault(unit, state)
         self.loaded = True
 
+    def forget(self, keep: set[str], also: set[str] = frozenset()) -> set[str]:
+        """Drop the memory of every unit not in ``keep``, here and (without waiting) in the
+        GroupSupervisor, with ``also`` (units the agent knew otherwise); the units dropped."""
+        gone = (set(self.units) | also) - keep
+        for unit in gone:
+            self.units.pop(unit, None)
+        if gone:
+            try:  # a supervisor that misses it keeps a few stale units: harmless, small
+                self._supervisor().forget.remote(sorted(gone))
+            except Exception as e:
+                log.info("could not tell the supervisor to forget %d units: %s", len(gone), e)
+        return gone
+
     def decide(self, unit: str, members: list[Member], policy: GroupPolicy, death: Death,
                settings: Settings, restarts: dict[str, int]) -> Decision:
         state = self.units.setdefault(unit, UnitState())
@@ -144,30 +158,14 @@ class LocalSupervision:
         return decision
 
 
-class RestartFirst:
-    """A restart goes before the creates of a deploy: while one is in flight, no new create is
-    sent to the engine (those already sent finish). The engine serves the restart's start with
-    fewer calls competing, so a crash on a node busy deploying is not queued behind it."""
-
-    def __init__(self) -> None:
-        self.active = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    @contextlib.asynccontextmanager
-    async def restarting(self):
-        self.active += 1
-        self._idle.clear()
-        try:
-            yield
-        finally:
-            self.active -= 1
-            if not self.active:
-                self._idle.set()
-
-    async def clear(self) -> None:
-        """Wait until no restart is in flight."""
-        await self._idle.wait()
+def forget_units(keep: set[str], supervision: LocalSupervision, locks: dict) -> set[str]:
+    """Drop what the agent keeps per unit (supervision memory, here and in the GroupSupervisor;
+    the unit's lock unless held) for every unit not in ``keep``; the units dropped."""
+    gone = supervision.forget(keep, also=set(locks))
+    for unit in gone:
+        if unit in locks and not locks[unit].locked():
+            del locks[unit]
+    return gone
 
 
 class AdaptiveLimit:
@@ -190,12 +188,13 @@ class AdaptiveLimit:
         self.fastest = float("inf")
         self.recent: float | None = None
         self.inflight = 0
+        self.holds = 0  # restarts in flight: no new create is let in while one is
         self._free = asyncio.Condition()
 
     @contextlib.asynccontextmanager
     async def slot(self):
         async with self._free:
-            await self._free.wait_for(lambda: self.inflight < int(self.limit))
+            await self._free.wait_for(lambda: not self.holds and self.inflight < int(self.limit))
             self.inflight += 1
         began = self.clock()
         try:
@@ -204,6 +203,19 @@ class AdaptiveLimit:
             self.observe(self.clock() - began)
             async with self._free:
                 self.inflight -= 1
+                self._free.notify_all()
+
+    @contextlib.asynccontextmanager
+    async def held(self):
+        """A restart goes before the creates of a deploy: while one is in flight no create is let
+        in, including those already queued for a slot (those at the engine finish). The engine
+        serves the restart's start with fewer calls competing."""
+        self.holds += 1
+        try:
+            yield
+        finally:
+            self.holds -= 1
+            async with self._free:
                 self._free.notify_all()
 
     def observe(self, latency: float) -> None:

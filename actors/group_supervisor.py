@@ -55,6 +55,12 @@ class GroupSupervisor:
         agent picks up counts, back-off and budget window."""
         self.units[unit] = state
 
+    async def forget(self, units: list[str]) -> None:
+        """Units no longer on this node: their memory goes (a task's runs and moved services would
+        otherwise keep one each forever)."""
+        for unit in units:
+            self.units.pop(unit, None)
+
     async def snapshot(self) -> dict[str, UnitState]:
         """Every unit's memory, for an agent that (re)starts."""
         return dict(self.units)

@@ -31,7 +31,8 @@ import ray
 
 from actors import discovery_hook, task_hook  # HOOK(tasks, discovery)
 from actors.agent_perf import (AdaptiveLimit, CapacityCache, LocalSupervision, ReportCache,
-                               RestartFirst, engine_parallelism, fingerprint, ready_images)
+                               engine_parallelism, fingerprint, forget_units,
+                               ready_images)
 from actors.common import EventSink, Handles
 from veo.adapters.docker_api import DockerRuntime
 from veo.core.converge import identity, plan_converge
@@ -89,7 +90,6 @@ class NodeAgent:
         self.reports = ReportCache()
         self.desired: tuple | None = None  # the last converge's arguments, with their version
         self.supervision = LocalSupervision(self._supervisor)
-        self.priority = RestartFirst()
         self.images_ready: set = set()  # (image, pull_policy) ensured by the running converge
         # new containers in flight at the engine: adapted from their latency (agent_perf)
         self.create_limit = AdaptiveLimit(CREATE_PARALLELISM, hi=2 * CREATE_PARALLELISM)
@@ -180,7 +180,7 @@ class NodeAgent:
             await self._io(rejoin.on_converge, self.runtime, self.node, desired, settings)
             containers = await self._io(self._list)
             plan = plan_converge(desired, containers, self.known_services)
-            self._forget_undesired({a.key for a in desired})
+            self._forget_undesired(desired)
             for c in plan.remove:
                 await self._remove(c, "no longer desired on this node")
             await self._handle_orphans(plan.orphans)
@@ -227,8 +227,7 @@ class NodeAgent:
                     # pending: never made; running/exited: its container vanished (removed by
                     # hand); anything else is on its way (starting, backoff) or ended
                     if inst is not None and inst.status in (S.pending, S.running, S.exited):
-                        await self.priority.clear()  # a restart's start goes first
-                        async with self.create_limit.slot():
+                        async with self.create_limit.slot():  # a restart's start goes first
                             await self._start(inst, restarted=False, fresh=True)
 
         try:
@@ -396,7 +395,8 @@ class NodeAgent:
     async def _restart_later(self, unit: str, keys: list[str], delay: float) -> None:
         if delay > 0:
             await asyncio.sleep(delay)
-        async with self.priority.restarting(), self._lock(unit):
+        # the unit first: a create of this unit holding its lock may be waiting for a slot
+        async with self._lock(unit), self.create_limit.held():
             if rejoin.cut_off():
                 return
             for key in keys:
@@ -548,9 +548,12 @@ class NodeAgent:
                 await self._remove(c, "orphan: no desired state names it", EventKind.reaped)
                 self.orphan_seen.pop(c.id, None)
 
-    def _forget_undesired(self, keys: set[str]) -> None:
+    def _forget_undesired(self, desired: list[Assignment]) -> None:
+        keys = {a.key for a in desired}
         for key in [k for k in self.insts if k not in keys]:
             del self.insts[key]
+        # per-unit memory goes with the unit (task runs bring new units forever)
+        forget_units({a.unit for a in desired}, self.supervision, self.unit_locks)
 
     def _list(self) -> list:
         # several simulated nodes may share one engine: each agent minds its own node's containers

@@ -21,7 +21,8 @@ import os
 import signal
 import time
 
-from bench.common import BUSYBOX, Engine, EventRecorder, VeoWorld, format_table, ratio, summarize, verdict, wait_until
+from bench.agent_trace import AgentTrace, split
+from bench.common import BENCH_NODE, BUSYBOX, Engine, EventRecorder, VeoWorld, format_table, ratio, summarize, verdict, wait_until
 
 TARGET_RATIO = {"p50": 0.75, "p95": 1.0}  # veo / Docker, same run (issue 13)
 # `wait` returns at once when a trapped signal arrives, so the exit is immediate
@@ -181,7 +182,7 @@ def _r(v: float | None) -> str:
 BUSY_TARGET = 2.0  # x the idle restart latency, same run
 
 
-def run_busy(engine: Engine, world: VeoWorld, deploy: int = 100, triggers: int = 3) -> dict:
+def run_busy(engine: Engine, world: VeoWorld, deploy: int = 100, triggers: int = 5) -> dict:
     """Idle: ``triggers`` restarts on a quiet node. Busy: the same count while the node's agent
     creates ``deploy`` other containers (one apply of that many services); each trigger waits
     until the deploy is under way and checks it is still going when the replacement runs."""
@@ -204,6 +205,7 @@ def run_busy(engine: Engine, world: VeoWorld, deploy: int = 100, triggers: int =
     dock_busy = _docker_containers(engine, triggers, "dock_rb")
     rec = EventRecorder(engine.docker_host)
     api = engine.api()
+    probe = AgentTrace(BENCH_NODE)  # the agent's side of each restart (bench/agent_trace.py)
     out: dict = {"deploy": deploy, "triggers_each": triggers, "target_ratio": BUSY_TARGET,
                  "idle": [], "busy": [], "docker_idle": [], "docker_busy": []}
     try:
@@ -213,6 +215,7 @@ def run_busy(engine: Engine, world: VeoWorld, deploy: int = 100, triggers: int =
             time.sleep(PAUSE_S)
             out["docker_idle"].append(_trigger(api, rec, dock))
             time.sleep(PAUSE_S)
+        out["agent_idle"] = split(probe.take(), [insts[n].container_id for n in sorted(idle_svcs)])
         load = {f"load-{i:03d}": Service(name=f"load-{i:03d}", image=BUSYBOX,
                                          command=["sleep", "3600"], network_mode="none")
                 for i in range(deploy)}
@@ -226,6 +229,7 @@ def run_busy(engine: Engine, world: VeoWorld, deploy: int = 100, triggers: int =
             out["busy"].append(row)
             out["docker_busy"].append(_trigger(api, rec, dock))
         out["load_created_when_done"] = _created(rec, t_apply)
+        out["agent_busy"] = split(probe.take(), [insts[n].container_id for n in sorted(busy_svcs)])
     finally:
         api.close()
         rec.close()
@@ -257,6 +261,13 @@ def print_busy(res: dict) -> None:
             ["docker on-failure busy", db["n"], db["p50"] * 1e3, db["max"] * 1e3, "same moments"]]
     print(format_table(["node", "n", "p50 ms", "max ms", "deploy containers created at each trigger"],
                        rows, 1))
+    for side in ("idle", "busy"):
+        a = res.get(f"agent_{side}") or {}
+        if a.get("start_call_s", {}).get("n"):
+            print(f"veo {side}, inside the agent (p50): engine die -> agent saw it "
+                  f"{a['seen_s']['p50'] * 1e3:.0f} ms, -> start call sent {a['react_s']['p50'] * 1e3:.0f} ms, "
+                  f"the engine's start call {a['start_call_s']['p50'] * 1e3:.0f} ms "
+                  f"(max {a['start_call_s']['max'] * 1e3:.0f} ms)")
     print(f"deploy containers created when the last busy restart was done: "
           f"{res.get('load_created_when_done')} of {res['deploy']}")
     r, m = res["ratio_p50"], res["ratio_max"]

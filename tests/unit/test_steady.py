@@ -249,3 +249,69 @@ def test_adaptive_limit_holds_calls_beyond_it():
 
     asyncio.run(main())
     assert peak == 2 and lim.inflight == 0
+
+
+def test_a_restart_holds_back_creates_already_queued_for_a_slot():
+    """While a restart is in flight no create is let in, also those that were waiting for a slot
+    before it began (the deploy's queue); those at the engine finish; after it, the queue goes on."""
+    from actors.agent_perf import AdaptiveLimit
+
+    lim = AdaptiveLimit(2, lo=2, hi=2)
+    admitted: list[tuple[str, float]] = []
+    loop_time = None
+
+    async def create(i: int):
+        async with lim.slot():
+            admitted.append((f"c{i}", loop_time()))
+            await asyncio.sleep(0.05)
+
+    async def restart():
+        await asyncio.sleep(0.01)  # two creates at the engine, four queued
+        async with lim.held():
+            began = loop_time()
+            await asyncio.sleep(0.2)  # the restart's start
+            admitted.append(("restart-done", loop_time()))
+        return began
+
+    async def main():
+        nonlocal loop_time
+        loop_time = asyncio.get_running_loop().time
+        out = await asyncio.gather(restart(), *(create(i) for i in range(6)))
+        return out[0]
+
+    began = asyncio.run(main())
+    done = dict(admitted)["restart-done"]
+    during = [n for n, t in admitted if n != "restart-done" and began < t < done]
+    assert during == []  # the two at the engine had begun before; none let in while held
+    assert len(admitted) == 7 and lim.inflight == 0 and lim.holds == 0
+
+
+def test_units_no_longer_desired_are_forgotten_here_and_by_the_supervisor():
+    """A task's runs and moved services bring new units forever: the agent's per-unit memory
+    (supervision state, unit locks not held) goes with the unit, and the supervisor is told."""
+    from actors.agent_perf import forget_units
+
+    class Sup:
+        def __init__(self):
+            self.units = {"a": UnitState(), "b": UnitState(), "run#1": UnitState()}
+            self.forget = self
+
+        def remote(self, units):
+            for u in units:
+                self.units.pop(u, None)
+
+    sup = Sup()
+    local = LocalSupervision(lambda: sup)
+    local.units = dict(sup.units)
+    held, free = asyncio.Lock(), asyncio.Lock()
+
+    async def main():
+        await held.acquire()
+        locks = {"a": asyncio.Lock(), "run#1": free, "run#2": held}
+        gone = forget_units({"a"}, local, locks)
+        return gone, locks
+
+    gone, locks = asyncio.run(main())
+    assert gone == {"b", "run#1", "run#2"}
+    assert set(local.units) == {"a"} and set(sup.units) == {"a"}
+    assert set(locks) == {"a", "run#2"}  # a held lock stays until its holder is done
