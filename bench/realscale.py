@@ -9,7 +9,10 @@ Scheduler. It measures, in one run:
 * apply -> all running for ``total`` instances (from 100 already running), as throughput;
 * the Scheduler's CPU at rest with ``total`` instances (utime + stime over ``rest_s`` seconds);
 * ``kill`` containers killed at once (SIGKILL through the engine, from threads): time until every
-  one of them runs again, restarted by veo.
+  one of them runs again, restarted by veo;
+* RSS again once every instance is removed, and with ``total`` deployed a second time: what an
+  actor keeps per instance on a warm process (its first deploy also starts its engine threads and
+  raises the allocator's high-water mark, which the removal shows is not per instance).
 
 Figures only, no asserts. The machine is shared: other work shows in every figure.
 """
@@ -114,14 +117,14 @@ def run(engine: Engine, total: int = 500, kill: int = 50, rest_s: float = 10.0) 
     out: dict = {"total": total, "kill": kill, "rest_s": rest_s, "rss_kb": {}}
     try:
         pids = world.pids()
-        out["rss_kb"][0] = {k: _rss_kb(p) for k, p in pids.items()}
+        out["rss_kb"]["0"] = {k: _rss_kb(p) for k, p in pids.items()}
         first = _services(PER_SERVICE)
         world.apply(first)
         t0 = time.perf_counter()
         wait_until(lambda: len(world.running(set(first))) == PER_SERVICE, 600, 0.5, "100 instances")
         out["first_100_s"] = time.perf_counter() - t0
         time.sleep(2.0)
-        out["rss_kb"][PER_SERVICE] = {k: _rss_kb(p) for k, p in pids.items()}
+        out["rss_kb"][str(PER_SERVICE)] = {k: _rss_kb(p) for k, p in pids.items()}
         every = _services(total)
         world.apply(every)
         t0 = time.perf_counter()
@@ -129,14 +132,33 @@ def run(engine: Engine, total: int = 500, kill: int = 50, rest_s: float = 10.0) 
         out["to_total_s"] = time.perf_counter() - t0
         out["throughput_per_s"] = (total - PER_SERVICE) / out["to_total_s"]
         time.sleep(3.0)  # the last events folded, the loop back to its tick
-        out["rss_kb"][total] = {k: _rss_kb(p) for k, p in pids.items()}
+        out["rss_kb"][str(total)] = {k: _rss_kb(p) for k, p in pids.items()}
         c0, t0 = _cpu_s(pids["scheduler"]), time.perf_counter()
         time.sleep(rest_s)
         out["scheduler_rest_cpu"] = (_cpu_s(pids["scheduler"]) - c0) / (time.perf_counter() - t0)
         out["kill_s"] = _kill_and_wait(world, engine, every, kill)
+        _redeploy(world, engine, every, pids, out)
     finally:
         world.close()
     return out
+
+
+def _redeploy(world: ThreeNodes, engine: Engine, every: dict, pids: dict, out: dict) -> None:
+    """Remove every instance, then deploy them all again: RSS after each."""
+    total = out["total"]
+    world.apply({})
+    wait_until(lambda: not world.running(set(every)) and not engine.runtime.list(
+        labels={"veo.managed": "true"}), 600, 1.0, "every instance to be removed")
+    time.sleep(3.0)
+    out["rss_kb"]["removed"] = {k: _rss_kb(p) for k, p in pids.items()}
+    world.apply(every)
+    wait_until(lambda: len(world.running(set(every))) == total, 1200, 1.0, f"{total} instances again")
+    time.sleep(3.0)
+    out["rss_kb"][f"{total} again"] = {k: _rss_kb(p) for k, p in pids.items()}
+    per_node = total / len(NODES)
+    out["warm_kb_per_instance"] = {
+        k: (out["rss_kb"][f"{total} again"][k] - out["rss_kb"]["removed"][k])
+        / (total if k == "scheduler" else per_node) for k in pids}
 
 
 def _kill_and_wait(world: ThreeNodes, engine: Engine, every: dict, kill: int) -> float:
@@ -163,7 +185,11 @@ def print_report(res: dict) -> None:
     cpu = res["scheduler_rest_cpu"]
     print(f"Scheduler CPU at rest with {res['total']} instances: {cpu * 100:.2f} % of a core over "
           f"{res['rest_s']:g} s (target < {TARGET_REST_CPU * 100:g} %)")
-    sizes = sorted(res["rss_kb"], key=int)
+    sizes = list(res["rss_kb"])  # 0, 100, total, removed, total again: in the order measured
     actors = list(res["rss_kb"][sizes[0]])
-    rows = [[a, *(res["rss_kb"][s][a] / 1024 for s in sizes)] for a in actors]
-    print(format_table(["actor RSS MB", *(f"{s} inst." for s in sizes)], rows, 1))
+    warm = res.get("warm_kb_per_instance") or {}
+    rows = [[a, *(res["rss_kb"][s][a] / 1024 for s in sizes), warm.get(a, float("nan"))]
+            for a in actors]
+    print(format_table(["actor RSS MB", *sizes, "KB/instance, warm"], rows, 1))
+    print("(KB/instance, warm: RSS with every instance deployed a second time minus RSS once all "
+          "were removed, per instance the actor holds)")
