@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
 import time
 from typing import Callable
 
@@ -32,6 +33,7 @@ log = logging.getLogger("veo.agent")
 # x8 11.1 s). 8 is within 15 % of the fastest in every run; 16 loses badly under load.
 # VEO_ENGINE_PARALLELISM overrides it for an engine measured otherwise.
 MEASURED_PARALLELISM = 8
+HOLD_WAIT_MAX = 5.0  # seconds a new container's start waits at most for a restart's
 CAPACITY_TTL = 30.0  # seconds: capacity changes when the machine does, not between two steps
 
 
@@ -197,6 +199,8 @@ class AdaptiveLimit:
         self.recent: float | None = None
         self.inflight = 0
         self.holds = 0  # restarts in flight: no new create is let in while one is
+        self.unheld = threading.Event()  # for the engine threads: set while no restart is held
+        self.unheld.set()
         self._free = asyncio.Condition()
 
     @contextlib.asynccontextmanager
@@ -220,14 +224,23 @@ class AdaptiveLimit:
     async def held(self):
         """A restart goes before the creates of a deploy: while one is in flight no create is let
         in, including those already queued for a slot (those at the engine finish). The engine
-        serves the restart's start with fewer calls competing."""
+        serves the restart's start with fewer calls competing. A create already at the engine
+        waits before its own start (``before_start``), the heavy half of a create+start."""
         self.holds += 1
+        self.unheld.clear()
         try:
             yield
         finally:
             self.holds -= 1
+            if not self.holds:
+                self.unheld.set()
             async with self._free:
                 self._free.notify_all()
+
+    def before_start(self, timeout: float = HOLD_WAIT_MAX) -> None:
+        """Engine thread, between a new container's create and its start: while a restart is
+        held, wait for it (at most ``timeout``: a stuck restart must not stop a deploy)."""
+        self.unheld.wait(timeout)
 
     def observe(self, latency: float) -> None:
         """One call's latency (seconds): the limit moves."""

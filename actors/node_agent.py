@@ -492,6 +492,7 @@ class NodeAgent:
             raise
         except VeoError as e:
             raise CreateRefused(str(e)) from None
+        self.create_limit.before_start()  # a restart's start goes before this one
         self.runtime.start(inst.container_id)
 
     def _start_later(self, inst: InstanceRecord, restarted: bool, delay: float, reason: str) -> None:

@@ -339,3 +339,33 @@ def test_adaptive_limit_starts_again_from_half_the_initial_after_idle():
     now[0] += 6.0
     asyncio.run(call(0.1))
     assert lim.limit == 5  # after idle: from 4, and that call was fast (+1)
+
+
+def test_a_create_already_at_the_engine_starts_after_the_held_restart():
+    """The engine thread of a create that was let in before the restart waits, between its
+    create and its start, until the restart is done (at most HOLD_WAIT_MAX)."""
+    import threading
+    import time as _time
+
+    from actors.agent_perf import AdaptiveLimit
+
+    lim = AdaptiveLimit(4)
+    started: list[float] = []
+
+    def engine_thread():
+        lim.before_start(timeout=5.0)
+        started.append(_time.monotonic())
+
+    async def main():
+        async with lim.held():
+            t = threading.Thread(target=engine_thread)
+            t.start()
+            await asyncio.sleep(0.2)
+            assert not started  # still waiting while the restart is held
+            released = _time.monotonic()
+        await asyncio.get_running_loop().run_in_executor(None, t.join)
+        return released
+
+    released = asyncio.run(main())
+    assert started and started[0] >= released
+    lim.before_start(timeout=5.0)  # nothing held: no wait
