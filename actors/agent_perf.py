@@ -181,19 +181,11 @@ class AdaptiveLimit:
     rises above: ``limit <- limit * min(1, tolerance * fastest / recent) + 1``. It settles
     where one more call in flight would mostly add queueing. ``fastest`` creeps up slowly
     (``drift`` per call) so an engine that became slower for good is not judged by an old best.
-
-    A limit learnt before a pause says little about the engine now (other work may have come;
-    TCP resets its window after idle for the same reason, RFC 2861): the first call after
-    ``idle_reset`` seconds with none in flight finds the limit lowered to ``restart`` (half the
-    initial), from where fast calls raise it again by one each.
     """
 
     def __init__(self, initial: int, lo: int = 2, hi: int = 16, tolerance: float = 1.5,
-                 alpha: float = 0.3, drift: float = 1.002, idle_reset: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic):
+                 alpha: float = 0.3, drift: float = 1.002, clock: Callable[[], float] = time.monotonic):
         self.limit, self.lo, self.hi = float(initial), lo, hi
-        self.restart, self.idle_reset = float(max(lo, initial // 2)), idle_reset
-        self.last_done = float("-inf")
         self.tolerance, self.alpha, self.drift, self.clock = tolerance, alpha, drift, clock
         self.fastest = float("inf")
         self.recent: float | None = None
@@ -206,16 +198,13 @@ class AdaptiveLimit:
     @contextlib.asynccontextmanager
     async def slot(self):
         async with self._free:
-            if not self.inflight and self.idle_reset <= self.clock() - self.last_done < float("inf"):
-                self.limit = min(self.limit, self.restart)
             await self._free.wait_for(lambda: not self.holds and self.inflight < int(self.limit))
             self.inflight += 1
         began = self.clock()
         try:
             yield
         finally:
-            self.last_done = self.clock()
-            self.observe(self.last_done - began)
+            self.observe(self.clock() - began)
             async with self._free:
                 self.inflight -= 1
                 self._free.notify_all()

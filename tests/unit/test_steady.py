@@ -317,30 +317,6 @@ def test_units_no_longer_desired_are_forgotten_here_and_by_the_supervisor():
     assert set(locks) == {"a", "run#2"}  # a held lock stays until its holder is done
 
 
-def test_adaptive_limit_starts_again_from_half_the_initial_after_idle():
-    from actors.agent_perf import AdaptiveLimit
-
-    now = [0.0]
-    lim = AdaptiveLimit(8, lo=2, hi=16, idle_reset=5.0, clock=lambda: now[0])
-
-    async def call(took: float):
-        async with lim.slot():
-            now[0] += took
-
-    async def burst(n: int):
-        for _ in range(n):
-            await call(0.1)
-
-    asyncio.run(burst(10))
-    assert lim.limit == 16  # fast calls raised it
-    now[0] += 2.0
-    asyncio.run(burst(1))
-    assert lim.limit == 16  # a short pause keeps it
-    now[0] += 6.0
-    asyncio.run(call(0.1))
-    assert lim.limit == 5  # after idle: from 4, and that call was fast (+1)
-
-
 def test_a_create_already_at_the_engine_starts_after_the_held_restart():
     """The engine thread of a create that was let in before the restart waits, between its
     create and its start, until the restart is done (at most HOLD_WAIT_MAX)."""
