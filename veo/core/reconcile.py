@@ -78,6 +78,10 @@ class Result:
     placed: dict[str, str] = field(default_factory=dict)  # unit key -> node, new this step
     dropped: list[str] = field(default_factory=list)  # instance keys no longer desired
     unit_members: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # an incremental plan (veo.core.incremental): the services it reconciled (None: all), and
+    # the slots whose keys ``slots`` replaces (the scope's slots before the plan)
+    scope: set[str] | None = None
+    replaced: set[str] = field(default_factory=set)
 
 
 def _members(unit: Unit, instance: int) -> tuple[str, ...]:
