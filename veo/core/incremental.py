@@ -99,7 +99,7 @@ class PlanCache:
         for node in moved | draining:
             scope.update(self.on_node.get(node, ()))
         if moved:
-            scope |= self.pinned | {n for n, s in services.items() if s.instances == "all"}
+            scope |= {n for n, s in services.items() if s.instances == "all"}
         scope |= self.update_services
         scope |= {s.service for s in retiring.values()}
         scope |= {svc for unit in hold for svc in self._unit_services(unit, services)}
@@ -165,7 +165,6 @@ class PlanCache:
         self.services, self.strategy, self.node_list = services, strategy, nodes
         self.nodes = {n.name: n for n in nodes}
         self.draining, self.runs = draining, runs
-        self.pinned = {n for n, s in services.items() if s.instances == "all"}
         self.update_services = {s.service for s in retiring.values()}
         self.update_services |= {svc for u in hold for svc in self._unit_services(u, services)}
         self.last_scope = result.scope
