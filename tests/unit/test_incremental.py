@@ -15,7 +15,9 @@ from veo.core.errors import VeoError
 from veo.core.incremental import PlanCache
 from veo.core.models import ClusterSpec, Event, EventKind, InstanceStatus, Service
 from veo.core.placement import NodeState
+from veo.core.reconcile import assignments_by_node
 from veo.core.settings import Settings
+from veo.core.steady import DesiredLists
 
 GB = 1 << 30
 S = InstanceStatus
@@ -214,6 +216,21 @@ def plan_both(world: World):
     return got, want, ref
 
 
+def _lists_follow(world: World, result, lists: DesiredLists, before: dict, where: str) -> dict:
+    """Desired lists rebuilt from the plan's hint equal lists built from scratch, and every node
+    whose list changed is among those the hint names."""
+    st = world.st
+    lists.hint(result.touched)
+    args = (sorted(st.services), sorted(st.removed))
+    dirty = lists.changed_nodes(st.slots, st.services, result.unit_members, args, {}, st.retiring)
+    fresh = assignments_by_node(st.slots, st.services, result.unit_members, retiring=st.retiring)
+    names = set(fresh) | set(before) | lists.nodes()
+    assert lists.lists(names) == {n: fresh.get(n, []) for n in names}, where
+    if dirty is not None:
+        assert {n for n in names if fresh.get(n) != before.get(n)} <= dirty, where
+    return fresh
+
+
 @pytest.fixture(autouse=True)
 def random_hold(monkeypatch):
     """Units a rolling update holds, chosen by the test (the real ones come from updates)."""
@@ -225,6 +242,7 @@ def test_an_incremental_plan_equals_a_full_one_after_any_changes(seed):
     rng = random.Random(seed)
     world = World(rng)
     kinds = []
+    lists, before = DesiredLists(), {}
     for step in range(40):
         for _ in range(rng.randint(1, 3)):
             kinds.append(world.change())
@@ -237,6 +255,7 @@ def test_an_incremental_plan_equals_a_full_one_after_any_changes(seed):
         assert sorted(got.dropped) == sorted(want.dropped), where
         assert world.st._dirty_rows.get("slots") == ref._dirty_rows.get("slots"), where
         world.st._dirty_rows.clear()
+        before = _lists_follow(world, got, lists, before, where)
     assert world.st.planner.partial > world.st.planner.full  # the partial path is what ran
 
 

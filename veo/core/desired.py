@@ -422,6 +422,7 @@ class DesiredState:
                 self.slots = new_slots
         else:
             copied = False
+            result.touched = result.replaced | result.slots.keys()
             for key in [*result.replaced, *result.slots]:
                 old, new = self.slots.get(key), result.slots.get(key)
                 new = None if new is None else _carry_outcome(old, new)

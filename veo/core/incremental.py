@@ -75,7 +75,7 @@ class PlanCache:
         result = reconcile(sub_services, nodes, sub_slots, strategy=strategy, draining=draining,
                            drain_moves=drain_moves, hold=hold, retiring=retiring, runs=runs,
                            base_usage=base)
-        self._sub_members = result.unit_members
+        self._sub_members, self._sub_slots = result.unit_members, result.slots
         members = dict(self.unit_members)
         for svc in scope:
             for unit in self.units_of.get(svc, ()):
@@ -186,7 +186,7 @@ class PlanCache:
         full pass would read them in."""
         alloc, on_node = self._base_after, self.on_node
         new_keys: dict[str, list[str]] = defaultdict(list)
-        for k, s in result.slots.items():
+        for k, s in self._sub_slots.items():  # the scope's slots (``result.slots`` is now all)
             new_keys[s.service].append(k)
         for svc in result.scope:
             old = self.slots_of.pop(svc, {})

@@ -82,6 +82,7 @@ class Result:
     # the slots whose keys ``slots`` replaces (the scope's slots before the plan)
     scope: set[str] | None = None
     replaced: set[str] = field(default_factory=set)
+    touched: set[str] | None = None  # after adoption: the keys a partial plan may have changed
 
 
 def _members(unit: Unit, instance: int) -> tuple[str, ...]:
@@ -311,10 +312,16 @@ def assignments_by_node(
             key=s.key, unit=s.unit, service=svc, instance=s.instance, generation=s.generation,
             members=members, policy=policies[s.unit], outcome=s.outcome,
             restarts=(restarts or {}).get(s.key, 0), reason=s.reason))
-    order = member_order(unit_members) if order is None else order
-    for lst in out.values():
-        lst.sort(key=lambda a: (a.unit, order.get(a.key, 0)))
+    for lst in out.values():  # a key's place in its unit: its members (O(list), not O(units))
+        lst.sort(key=(lambda a: (a.unit, order.get(a.key, 0), a.key)) if order is not None
+                 else _place_in_unit)
     return out
+
+
+def _place_in_unit(a: Assignment) -> tuple[str, int, str]:
+    # the key last: slots of a unit whose members do not name them (a partly held group) sort
+    # the same whatever order the slots were read in
+    return a.unit, a.members.index(a.key) if a.key in a.members else 0, a.key
 
 
 def member_order(unit_members: Mapping[str, tuple[str, ...]]) -> dict[str, int]:
