@@ -457,7 +457,7 @@ class Scheduler:
         # until every live node has reported, "pending" reasons would only say "not reported yet"
         reported = all(rec.report for rec in self.nodes.values() if rec.alive)
         if updating:
-            views = {instance_key(v.service, v.instance): v for v in self._views()}
+            views = self._update_views()  # HOOK(incplan): the updates' units only
             st.pending_notes += rollout.advance_updates(st, views, self.unit_members, time.time())
         result = st.plan(states, drain_moves=drain, held=held, runs=runs)
         self.steady.lists.hint(result.touched)  # HOOK(incplan): the slots this plan may have moved
@@ -469,6 +469,18 @@ class Scheduler:
             self._record(events)
         self._commit(wake=False)
         self.steady.gate.settle((st.placement_version, inputs))
+
+    def _update_views(self) -> dict[str, Instance]:
+        """Views of the instances rolling updates are waiting on (all a step of theirs reads),
+        not of every instance: each from its own node's report."""
+        st = self.state
+        units = {u for up in st.updates.values() if up.active for u in up.in_flight}
+        slots = {k: st.slots[k] for u in units for k in self.unit_members.get(u, ()) if k in st.slots}
+        nodes = {s.node: self.nodes[s.node] for s in slots.values() if s.node in self.nodes}
+        units |= {s.unit for s in slots.values()}
+        pending = {u: r for u, r in self.pending.items() if u in units}
+        return {instance_key(v.service, v.instance): v
+                for v in instance_views(slots, nodes, pending, self.unit_members, st.restarts)}
 
     def _take_notes(self) -> list[Event]:
         """The update events the desired state decided (rollout notes) as Events."""

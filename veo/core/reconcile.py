@@ -287,13 +287,14 @@ def assignments_by_node(
     slots: Mapping[str, Slot], services: Mapping[str, Service],
     unit_members: Mapping[str, tuple[str, ...]], restarts: Mapping[str, int] | None = None,
     *, specs: Mapping[str, Service] | None = None, retiring: Mapping[str, Slot] | None = None,
-    order: Mapping[str, int] | None = None,
+    order: Mapping[str, int] | None = None, hashes: dict[str, str] | None = None,
 ) -> dict[str, list[Assignment]]:
     """Every node's desired instances in one pass over the slots: units together, members in
     declared order. A slot a rolling update has not reached yet runs the spec it was made with
     (``specs``: spec hash -> service, the kept versions); ``retiring`` slots (start-first) are
-    desired until replaced. ``order``: ``member_order(unit_members)``, when the caller keeps it."""
-    hashes: dict[str, str] = {}
+    desired until replaced. ``order``: ``member_order(unit_members)``, when the caller keeps it;
+    ``hashes``: service -> spec hash, a cache the caller shares between calls on one services."""
+    hashes = {} if hashes is None else hashes
     policies: dict[str, GroupPolicy] = {}
     out: dict[str, list[Assignment]] = {}
     for s in [*slots.values(), *(retiring or {}).values()]:

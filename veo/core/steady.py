@@ -138,6 +138,7 @@ class DesiredLists:
         # without any hint since the last call, every slot is compared too
         self.touched: set[str] | None = None
         self.hinted = False
+        self.built: dict[str, list[Assignment]] = {}  # node -> its list, until it changes
 
     def hint(self, keys: set[str] | None) -> None:
         """A plan ran: ``result.touched`` (veo.core.incremental), accumulated until the call."""
@@ -156,20 +157,28 @@ class DesiredLists:
         service's slots touched)."""
         touched = self.touched if self.hinted else None
         self.touched, self.hinted = None, False
-        everything = (args != self.args or specs != self.specs or retiring != self.retiring
-                      or not self.prev and not self.by_node
-                      or touched is None and unit_members != self.unit_members)
-        if everything or touched is None:
-            dirty = self._changed_services(services) if not everything else set()
+        # what every list reads; the cluster-wide ``args`` are not part of the lists: when only
+        # they change every node's content does, but no list needs building again
+        rebuild_all = (specs != self.specs or retiring != self.retiring
+                       or not self.prev and not self.by_node
+                       or touched is None and unit_members != self.unit_members)
+        if rebuild_all or touched is None:
+            dirty = self._changed_services(services) if not rebuild_all else set()
             self._compare(slots, slots.keys() | self.prev.keys(), dirty)
             self.prev = dict(slots)
         else:  # only the touched slots, and their services' definitions
             dirty = self._redefined(touched, slots, services, unit_members)
             self._compare(slots, touched, dirty)
+        dirty |= {s.node for s in retiring.values()}
+        if rebuild_all:
+            self.built.clear()
+        for node in dirty:
+            self.built.pop(node, None)
+        everything = rebuild_all or args != self.args
         # a copy: the state changes its services in place (add_service), and they are compared
         self.services, self.unit_members = dict(services), unit_members
         self.args, self.specs, self.retiring = args, specs, dict(retiring)
-        return None if everything else dirty | {s.node for s in retiring.values()}
+        return None if everything else dirty
 
     def _compare(self, slots: Mapping[str, Slot], keys: Iterable[str], dirty: set[str]) -> None:
         prev, by_node = self.prev, self.by_node
@@ -216,13 +225,16 @@ class DesiredLists:
         return set(self.by_node) | {s.node for s in self.retiring.values()}
 
     def lists(self, nodes: Iterable[str]) -> dict[str, list[Assignment]]:
-        """The lists of ``nodes`` (after ``changed_nodes``)."""
-        out = {}
+        """The lists of ``nodes`` (after ``changed_nodes``): built again only where they changed."""
+        out, built = {}, self.built
+        hashes: dict[str, str] = {}  # spec hashes, shared by every list built in this call
         for node in nodes:
-            retiring = {k: s for k, s in self.retiring.items() if s.node == node}
-            out[node] = assignments_by_node(
-                self.by_node.get(node, {}), self.services, self.unit_members, specs=self.specs,
-                retiring=retiring).get(node, [])
+            if node not in built:
+                retiring = {k: s for k, s in self.retiring.items() if s.node == node}
+                built[node] = assignments_by_node(
+                    self.by_node.get(node, {}), self.services, self.unit_members,
+                    specs=self.specs, retiring=retiring, hashes=hashes).get(node, [])
+            out[node] = built[node]
         return out
 
 
