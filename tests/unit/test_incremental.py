@@ -222,8 +222,11 @@ def _lists_follow(world: World, result, lists: DesiredLists, before: dict, where
     st = world.st
     lists.hint(result.touched)
     args = (sorted(st.services), sorted(st.removed))
-    dirty = lists.changed_nodes(st.slots, st.services, result.unit_members, args, {}, st.retiring)
-    fresh = assignments_by_node(st.slots, st.services, result.unit_members, retiring=st.retiring)
+    # the kept specs as the Scheduler passes them: only while slots are held or retiring
+    specs = rollout.specs_by_hash(st) if st.test_hold or st.retiring else {}
+    dirty = lists.changed_nodes(st.slots, st.services, result.unit_members, args, specs, st.retiring)
+    fresh = assignments_by_node(st.slots, st.services, result.unit_members, retiring=st.retiring,
+                                specs=specs)
     names = set(fresh) | set(before) | lists.nodes()
     assert lists.lists(names) == {n: fresh.get(n, []) for n in names}, where
     if dirty is not None:

@@ -159,15 +159,17 @@ class DesiredLists:
         self.touched, self.hinted = None, False
         # what every list reads; the cluster-wide ``args`` are not part of the lists: when only
         # they change every node's content does, but no list needs building again
-        rebuild_all = (specs != self.specs or retiring != self.retiring
-                       or not self.prev and not self.by_node
-                       or touched is None and unit_members != self.unit_members)
+        rebuild_all = (retiring != self.retiring or not self.prev and not self.by_node
+                       or touched is None and (unit_members != self.unit_members
+                                               or specs != self.specs))
         if rebuild_all or touched is None:
             dirty = self._changed_services(services) if not rebuild_all else set()
             self._compare(slots, slots.keys() | self.prev.keys(), dirty)
             self.prev = dict(slots)
         else:  # only the touched slots, and their services' definitions
             dirty = self._redefined(touched, slots, services, unit_members)
+            if specs != self.specs:
+                dirty |= _held_nodes(touched, slots, services)
             self._compare(slots, touched, dirty)
         dirty |= {s.node for s in retiring.values()}
         if rebuild_all:
@@ -236,6 +238,22 @@ class DesiredLists:
                     specs=self.specs, retiring=retiring, hashes=hashes).get(node, [])
             out[node] = built[node]
         return out
+
+
+def _held_nodes(touched: set[str], slots: Mapping[str, Slot], services: Mapping[str, Service]) -> set[str]:
+    """Nodes of touched slots a rolling update holds on an older spec (their entries read the
+    kept specs). Only an update's services have such slots, and they are in every plan's scope."""
+    hashes: dict[str, str] = {}
+    out = set()
+    for k in touched:
+        s = slots.get(k)
+        if s is None or s.service not in services:
+            continue
+        if s.service not in hashes:
+            hashes[s.service] = services[s.service].spec_hash()
+        if s.spec_hash != hashes[s.service]:
+            out.add(s.node)
+    return out
 
 
 @dataclass
