@@ -393,7 +393,9 @@ class DesiredState:
         """The next slots (placement of what is not placed), adopted into the state; outcomes of
         instances that did not move are carried over. ``held``: services whose first start waits
         on a dependency (``veo.core.depends``): left unplaced, shown pending with the reason.
-        ``runs``: task -> the run instances to place (``veo.core.tasks``)."""
+        ``runs``: task -> the run instances to place (``veo.core.tasks``). Only the services a
+        change since the last plan touched are reconciled (``veo.core.incremental``: the same
+        result as a full pass, which still runs for the first plan and changes it cannot name)."""
         held = held or {}
         services = {k: v for k, v in self.services.items() if k not in held}
         # HOOK(incplan): only what changed since the last plan is reconciled (veo.core.incremental)

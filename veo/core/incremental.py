@@ -66,7 +66,7 @@ class PlanCache:
             self.full += 1
             result = reconcile(services, nodes, slots, strategy=strategy, draining=draining,
                                drain_moves=drain_moves, hold=hold, retiring=retiring, runs=runs)
-            result.scope, result.replaced = None, set(slots)
+            result.scope = None
             return result
         self.partial += 1
         sub_services = {n: s for n, s in services.items() if n in scope}
