@@ -89,21 +89,28 @@ class PlanCache:
     def _scope(self, services, nodes, dirty, draining, hold, retiring, runs) -> set[str]:
         scope = set(dirty) | (services.keys() ^ self.services.keys()) | self.pending_services
         scope |= {t for t in runs.keys() | self.runs.keys() if runs.get(t) != self.runs.get(t)}
-        if nodes != self.node_list:
-            now = {n.name: n for n in nodes}
-            moved = {name for name in now.keys() | self.nodes.keys()
-                     if now.get(name) != self.nodes.get(name)}
-        else:
-            moved = set()
-        moved |= draining ^ self.draining
-        for node in moved | draining:
+        moved, gone = self._moved_nodes(nodes)
+        # what a plan keeps reads only whether its node is alive and not draining (a cordon,
+        # role or capacity change moves nothing); which nodes pin "instances: all" reads them all
+        for node in gone | draining | (draining ^ self.draining):
             scope.update(self.on_node.get(node, ()))
-        if moved:
+        if moved or draining != self.draining:
             scope |= {n for n, s in services.items() if s.instances == "all"}
         scope |= self.update_services
         scope |= {s.service for s in retiring.values()}
         scope |= {svc for unit in hold for svc in self._unit_services(unit, services)}
         return self._close_groups(scope, services)
+
+    def _moved_nodes(self, nodes: list[NodeState]) -> tuple[set[str], set[str]]:
+        """Nodes placement sees differently since the last plan, and those among them that were
+        or are now not alive (or not listed at all)."""
+        if nodes == self.node_list:
+            return set(), set()
+        now, was = {n.name: n for n in nodes}, self.nodes
+        moved = {name for name in now.keys() | was.keys() if now.get(name) != was.get(name)}
+        gone = {name for name in moved if name not in now or name not in was
+                or now[name].alive != was[name].alive}
+        return moved, gone
 
     def _unit_services(self, unit: str, services: Mapping[str, Service]) -> set[str]:
         keys = self.unit_members.get(unit)

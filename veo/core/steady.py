@@ -205,13 +205,13 @@ class DesiredLists:
         a slot a rolling update holds keeps its place)."""
         names = {service_of(k) for k in touched}
         names = {n for n in names if services.get(n) != self.services.get(n)}
-        out = set()
+        out: set[str] = set()
         for k in touched:
             for s in (self.prev.get(k), slots.get(k)):
-                if s is None:
+                if s is None or s.node in out:
                     continue
                 now, was = unit_members.get(s.unit, (k,)), self.unit_members.get(s.unit, (k,))
-                if now != was or any(service_of(m) in names for m in (k, *now, *was)):
+                if now != was or names and any(service_of(m) in names for m in (k, *now, *was)):
                     out.add(s.node)
         return out
 
