@@ -13,10 +13,11 @@ memory figure) and reports:
 * ``restart_bytes`` / ``fail_bytes`` - bytes written to the state store for one restart event /
                       one instance failing for good (a terminal outcome lands in its slot);
 * ``fail_step_ms``  - the step after that failure (its slot changed: a plan runs);
-* ``change_ms``     - the step after each other common change (``CHANGES``): an apply where one
-                      service's instance count grew by one, one service removed, one node
-                      cordoned, one node lost, an apply where one service's image changed (a
-                      rolling update starts); and ``apply_ms``, the apply call of each apply;
+* ``change_ms``     - the step after each other common change (``CHANGES``, median of
+                      ``REPEAT``): an apply where one service's instance count grew by one, one
+                      service removed, one node cordoned, one node lost, an apply where one
+                      service's image changed (a rolling update starts); ``apply_ms``: the
+                      apply call of those applies;
 * ``rss_mb``        - the process's resident memory after the run, minus that before the apply.
 
 Figures only: timings are never asserted. The machine is shared: read medians, not single runs.
@@ -248,40 +249,47 @@ async def _scenario(nodes: int, instances: int, state_dir: Path, steps: int = ST
 
 
 CHANGES = ("scale", "remove", "cordon", "lost", "image")
+REPEAT = 3  # each change is made this many times (other services, other nodes): the median counts
 
 
 async def _changes(sched, clock: Clock, instances: int, profile: str | None = None,
                    profile_step: str = "") -> tuple[dict, dict]:
-    """The step after each of ``CHANGES`` (one at a time, a settle step between them)."""
+    """The step after each of ``CHANGES``, median of ``REPEAT`` (a settle step after each)."""
     spec = make_spec(instances)
-    names = sorted(spec.services)
-    steps, applies = {}, {}
+    names = iter(sorted(spec.services)[1:])
+    nodes = iter(sorted(sched.nodes)[1:])
+    steps: dict[str, list[float]] = {}
+    applies: dict[str, list[float]] = {}
 
-    async def apply(services) -> None:
+    async def apply(kind: str, services) -> None:
         t0 = time.perf_counter()
         await sched.apply(spec.model_copy(update={"services": services}))
-        applies[kind] = (time.perf_counter() - t0) * 1e3
+        applies.setdefault(kind, []).append((time.perf_counter() - t0) * 1e3)
         sched._loop.cancel()
 
-    nodes = sorted(sched.nodes)
     for kind in CHANGES:
-        current = dict(sched.state.services)
-        if kind == "scale":
-            svc = current[names[1]]
-            await apply({**current, svc.name: svc.model_copy(update={"instances": svc.instances + 1})})
-        elif kind == "remove":
-            await sched.remove_service(names[2])
-        elif kind == "cordon":
-            await sched.cordon(nodes[3])
-        elif kind == "lost":
-            sched.dead.add(nodes[4])
-            sched.steady.last_membership = float("-inf")  # membership is looked at this step
-        elif kind == "image":
-            await apply({**current, names[5]: current[names[5]].model_copy(
-                update={"image": "veo/httpd:latest"})})
-        steps[kind] = (await _step(sched, clock, profile if kind == profile_step else None)) * 1e3
-        await _step(sched, clock)
-    return steps, applies
+        for rep in range(REPEAT):
+            current = dict(sched.state.services)
+            if kind == "scale":
+                svc = current[next(names)]
+                await apply(kind, {**current, svc.name: svc.model_copy(
+                    update={"instances": svc.instances + 1})})
+            elif kind == "remove":
+                await sched.remove_service(next(names))
+            elif kind == "cordon":
+                await sched.cordon(next(nodes))
+            elif kind == "lost":
+                sched.dead.add(next(nodes))
+                sched.steady.last_membership = float("-inf")  # membership is read this step
+            elif kind == "image":
+                svc = current[next(names)]
+                await apply(kind, {**current, svc.name: svc.model_copy(
+                    update={"image": "veo/httpd:latest"})})
+            prof = profile if kind == profile_step and rep == 0 else None
+            steps.setdefault(kind, []).append((await _step(sched, clock, prof)) * 1e3)
+            await _step(sched, clock)
+    med = statistics.median
+    return {k: med(v) for k, v in steps.items()}, {k: med(v) for k, v in applies.items()}
 
 
 def _child(nodes: int, instances: int, out, kw: dict) -> None:
