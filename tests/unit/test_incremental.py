@@ -34,6 +34,7 @@ class World:
         self.nodes = {f"n{i}": self._random_node(rng, f"n{i}") for i in range(rng.randint(2, 6))}
         self.held: dict[str, str] = {}
         self.drain_moves: int | None = None
+        self.runs: dict[str, list[int]] = {}  # task -> the run instances due
         self.last = None  # the last plan's result
         for _ in range(rng.randint(1, 6)):
             self._new_service()
@@ -59,8 +60,8 @@ class World:
         self.defs[name] = d
 
     def _apply(self) -> None:
-        services = {n: Service(name=n, **d) for n, d in self.defs.items()}
-        try:
+        try:  # a random change may make an invalid spec: then nothing changes
+            services = {n: Service(name=n, **d) for n, d in self.defs.items()}
             self.st.apply(ClusterSpec(name="t", services=services, settings=self.st.settings))
         except (VeoError, ValueError):
             self.defs = {n: s.model_dump(exclude_unset=True, exclude={"name"})
@@ -72,7 +73,7 @@ class World:
         kind = self.rng.choice([
             "add", "remove", "scale", "image", "fail", "fail", "run", "revive", "node", "node",
             "cordon", "drain", "capacity", "node_set", "held", "hold", "retiring", "strategy",
-            "moves"])
+            "moves", "task", "runs", "runs"])
         getattr(self, f"_{kind}")()
         return kind
 
@@ -195,6 +196,17 @@ class World:
             self.st.settings = Settings(placement="binpack" if current == "spread" else "spread")
             self.st.touch("settings")
 
+    def _task(self) -> None:
+        if "t0" in self.defs:
+            del self.defs["t0"]
+        else:
+            self.defs["t0"] = {"image": "veo/busybox", "schedule": "*/5 * * * *",
+                               "cpus": self.rng.choice([None, 0.5])}
+        self._apply()
+
+    def _runs(self) -> None:
+        self.runs = {"t0": sorted(self.rng.sample(range(1000, 1006), self.rng.randint(0, 3)))}
+
     def _moves(self) -> None:
         self.drain_moves = self.rng.choice([None, 0, 1])
 
@@ -210,8 +222,9 @@ def plan_both(world: World):
     ref.planner, ref.plan_dirty = PlanCache(), None
     nodes = world.states()
     world.held = {n: r for n, r in world.held.items() if n in world.st.services}
-    want = ref.plan(nodes, drain_moves=world.drain_moves, held=dict(world.held))
-    got = world.st.plan(nodes, drain_moves=world.drain_moves, held=dict(world.held))
+    runs = {t: r for t, r in world.runs.items() if t in world.st.services}
+    want = ref.plan(nodes, drain_moves=world.drain_moves, held=dict(world.held), runs=runs)
+    got = world.st.plan(nodes, drain_moves=world.drain_moves, held=dict(world.held), runs=dict(runs))
     world.last = got
     return got, want, ref
 

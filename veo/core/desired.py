@@ -90,6 +90,7 @@ class DesiredState:
     # known, plan everything): the next plan reconciles only those (veo.core.incremental)
     plan_dirty: set[str] | None = field(default=None, repr=False, compare=False)
     planner: PlanCache = field(default_factory=PlanCache, repr=False, compare=False)
+    _held_shown: bool = field(default=False, repr=False, compare=False)  # the last plan's held
     _dirty: set[str] = field(default_factory=set, repr=False, compare=False)
     # row part -> the keys changed since the last save (None: all of them)
     _dirty_rows: dict[str, set[str] | None] = field(default_factory=dict, repr=False, compare=False)
@@ -406,6 +407,9 @@ class DesiredState:
         self._adopt(result)
         self.planner.settle(self.slots, result)
         self.plan_dirty = set()  # this plan's own writes are what it decided, not news
+        if held or self._held_shown:  # it rewrites unit members the planner does not follow:
+            result.touched = None  # the desired lists compare every slot
+        self._held_shown = bool(held)
         if held:  # the planner keeps the result's dicts: the held ones go into copies
             result.unit_members, result.pending = dict(result.unit_members), dict(result.pending)
             show_held(result, self.services, held, nodes)

@@ -141,7 +141,8 @@ class DesiredLists:
         self.built: dict[str, list[Assignment]] = {}  # node -> its list, until it changes
 
     def hint(self, keys: set[str] | None) -> None:
-        """A plan ran: ``result.touched`` (veo.core.incremental), accumulated until the call."""
+        """A plan ran: the slot keys it may have changed (``result.touched``,
+        veo.core.incremental), accumulated until the next call."""
         if not self.hinted:
             self.touched, self.hinted = (None if keys is None else set(keys)), True
         elif keys is None or self.touched is None:
@@ -166,10 +167,10 @@ class DesiredLists:
             dirty = self._changed_services(services) if not rebuild_all else set()
             self._compare(slots, slots.keys() | self.prev.keys(), dirty)
             self.prev = dict(slots)
-        else:  # only the touched slots, and their services' definitions
+        else:  # only the touched slots, and their services' definitions and units
             dirty = self._redefined(touched, slots, services, unit_members)
-            if specs != self.specs:
-                dirty |= _held_nodes(touched, slots, services)
+            if specs != self.specs:  # an update started or ended: one pass over the slots
+                dirty |= _held_nodes(slots, services)
             self._compare(slots, touched, dirty)
         dirty |= {s.node for s in retiring.values()}
         if rebuild_all:
@@ -240,18 +241,17 @@ class DesiredLists:
         return out
 
 
-def _held_nodes(touched: set[str], slots: Mapping[str, Slot], services: Mapping[str, Service]) -> set[str]:
-    """Nodes of touched slots a rolling update holds on an older spec (their entries read the
-    kept specs). Only an update's services have such slots, and they are in every plan's scope."""
+def _held_nodes(slots: Mapping[str, Slot], services: Mapping[str, Service]) -> set[str]:
+    """Nodes of slots on an older spec than their service's (their entries read the kept specs):
+    held by a rolling update, or kept on a lost node ("instances: all", a pending unit)."""
     hashes: dict[str, str] = {}
     out = set()
-    for k in touched:
-        s = slots.get(k)
-        if s is None or s.service not in services:
-            continue
-        if s.service not in hashes:
-            hashes[s.service] = services[s.service].spec_hash()
-        if s.spec_hash != hashes[s.service]:
+    for s in slots.values():
+        h = hashes.get(s.service)
+        if h is None:
+            svc = services.get(s.service)
+            h = hashes[s.service] = svc.spec_hash() if svc is not None else ""
+        if h and s.spec_hash != h:
             out.add(s.node)
     return out
 
