@@ -77,6 +77,7 @@ class Scheduler:
         self.nodes_version = 0  # grows when a node's liveness, role, host or capacity changes
         self.reports_version = 0  # grows with every new report received (any node)
         self._specs: tuple[int, dict] = (-1, {})  # kept spec versions, by the spec index read
+        self._node_states: tuple = (None, [])  # HOOK(incplan): placement's nodes, by what they read
         self.step_times = StepTimes(STEP_KEEP)  # seconds, the last steps (numbered)
         self.changes = listing_hook.ChangeCounter()  # HOOK(listing): readers' caches follow it
         # after a restart (kill -9, node failure) nobody may call us for a while: queue a call to
@@ -431,9 +432,15 @@ class Scheduler:
 
     def _states(self, extra_cordoned: set[str] = frozenset()):
         st = self.state
-        return [node_state(name, self.nodes.get(name), st.expected.get(name),
-                           name in st.cordoned or name in extra_cordoned)
-                for name in sorted(set(self.nodes) | set(st.expected))]
+        # HOOK(incplan): the same list while nothing it reads moved (O(nodes) to build); its
+        # inputs: node records (nodes_version), cluster.yml's nodes, cordons
+        key = (self.nodes_version, len(self.nodes), tuple(st.expected.values()),
+               frozenset(st.cordoned | extra_cordoned))
+        if self._node_states[0] != key:
+            self._node_states = (key, [
+                node_state(name, self.nodes.get(name), st.expected.get(name), name in key[3])
+                for name in sorted(set(self.nodes) | set(st.expected))])
+        return self._node_states[1]
 
     def _plan(self) -> None:
         """Placement of what is not placed, only when what it reads changed (``PlanGate``); a
@@ -452,9 +459,10 @@ class Scheduler:
         # until every live node has reported, "pending" reasons would only say "not reported yet"
         reported = all(rec.report for rec in self.nodes.values() if rec.alive)
         if updating:
-            views = {instance_key(v.service, v.instance): v for v in self._views()}
+            views = self._update_views()  # HOOK(incplan): the updates' units only
             st.pending_notes += rollout.advance_updates(st, views, self.unit_members, time.time())
         result = st.plan(states, drain_moves=drain, held=held, runs=runs)
+        self.steady.lists.hint(result.touched)  # HOOK(incplan): the slots this plan may have moved
         self.unit_members = result.unit_members
         events = st.unit_events(result, self.pending, with_pending=reported)
         events += self._take_notes()
@@ -463,6 +471,18 @@ class Scheduler:
             self._record(events)
         self._commit(wake=False)
         self.steady.gate.settle((st.placement_version, inputs))
+
+    def _update_views(self) -> dict[str, Instance]:
+        """Views of the instances rolling updates are waiting on (all a step of theirs reads),
+        not of every instance: each from its own node's report."""
+        st = self.state
+        units = {u for up in st.updates.values() if up.active for u in up.in_flight}
+        slots = {k: st.slots[k] for u in units for k in self.unit_members.get(u, ()) if k in st.slots}
+        nodes = {s.node: self.nodes[s.node] for s in slots.values() if s.node in self.nodes}
+        units |= {s.unit for s in slots.values()}
+        pending = {u: r for u, r in self.pending.items() if u in units}
+        return {instance_key(v.service, v.instance): v
+                for v in instance_views(slots, nodes, pending, self.unit_members, st.restarts)}
 
     def _take_notes(self) -> list[Event]:
         """The update events the desired state decided (rollout notes) as Events."""

@@ -12,6 +12,12 @@ memory figure) and reports:
 * ``event_ms``      - one instance restarted: its events recorded (persisted) and the next step;
 * ``restart_bytes`` / ``fail_bytes`` - bytes written to the state store for one restart event /
                       one instance failing for good (a terminal outcome lands in its slot);
+* ``fail_step_ms``  - the step after that failure (its slot changed: a plan runs);
+* ``change_ms``     - the step after each other common change (``CHANGES``, median of
+                      ``REPEAT``): an apply where one service's instance count grew by one, one
+                      service removed, one node cordoned, one node lost, an apply where one
+                      service's image changed (a rolling update starts); ``apply_ms``: the
+                      apply call of those applies;
 * ``rss_mb``        - the process's resident memory after the run, minus that before the apply.
 
 Figures only: timings are never asserted. The machine is shared: read medians, not single runs.
@@ -140,10 +146,16 @@ def make_scheduler(nodes: int, state_dir: Path):
     agents = {f"n{i:05d}": FakeAgent(f"n{i:05d}") for i in range(nodes)}
 
     class SimScheduler(cls):
+        dead: set[str] = set()  # nodes Ray would mark dead
+
         async def _membership(self) -> None:
             for name in agents:
                 if name not in self.nodes:
                     self.nodes[name] = NodeRec(name=name, alive=True, host=f"h{name}")
+                rec = self.nodes[name]
+                if rec.alive and name in self.dead:  # as the real membership does
+                    rec.alive, rec.report = False, None
+                    self.nodes_version += 1
 
         def _agent(self, node: str):
             return agents[node]
@@ -170,18 +182,27 @@ def make_spec(instances: int):
     return ClusterSpec(name="veo", services=services, settings=Settings())
 
 
-async def _step(sched, clock: Clock) -> float:
+async def _step(sched, clock: Clock, profile: str | None = None) -> float:
+    import cProfile
+
     clock.now += sched.tick
+    prof = cProfile.Profile() if profile else None
+    if prof:
+        prof.enable()
     t0 = time.perf_counter()
     await sched._step()
     elapsed = time.perf_counter() - t0
+    if prof:
+        prof.disable()
+        prof.dump_stats(profile)
     if sched.converging:  # the pushes are tasks; let them finish (instant agents) before timing on
         await asyncio.gather(*sched.converging.values())
     return elapsed
 
 
 async def _scenario(nodes: int, instances: int, state_dir: Path, steps: int = STEADY_STEPS,
-                    settle_steps: int = 3, profile: str | None = None) -> dict:
+                    settle_steps: int = 3, profile: str | None = None,
+                    profile_step: str = "fail") -> dict:
     from veo.core.models import Event, EventKind, InstanceStatus
 
     rss0 = _rss_mb()
@@ -213,23 +234,62 @@ async def _scenario(nodes: int, instances: int, state_dir: Path, steps: int = ST
     b1 = meter.bytes
     await sched.record([ev(EventKind.failed, InstanceStatus.failed, reason="bench")])
     fail_bytes = meter.bytes - b1
-    prof = None
-    if profile:
-        import cProfile
-
-        prof = cProfile.Profile()
-        prof.enable()
-    fail_step = await _step(sched, clock)
-    if prof:
-        prof.disable()
-        prof.dump_stats(profile)
+    fail_step = await _step(sched, clock, profile if profile_step == "fail" else None)
     calls = {m: sum(getattr(a, m).calls for a in agents.values()) for m in ("report", "converge", "resync")}
+    await _step(sched, clock)  # the failure's own aftermath settles
+    changes, applies = await _changes(sched, clock, instances,
+                                      profile if profile_step != "fail" else None, profile_step)
     return {"nodes": nodes, "instances": instances, "placed": placed, "apply_s": apply_s,
             "place_s": place_s, "settle_ms": [s * 1e3 for s in settle],
             "steady_ms": statistics.median(steady) * 1e3, "steady_all_ms": [s * 1e3 for s in steady],
             "record_ms": record_ms, "event_step_ms": event_step * 1e3, "fail_step_ms": fail_step * 1e3,
             "restart_bytes": restart_bytes, "fail_bytes": fail_bytes,
-            "agent_calls": calls, "rss_mb": _rss_mb() - rss0}
+            "agent_calls": calls, "rss_mb": _rss_mb() - rss0, "change_ms": changes,
+            "apply_ms": applies}
+
+
+CHANGES = ("scale", "remove", "cordon", "lost", "image")
+REPEAT = 3  # each change is made this many times (other services, other nodes): the median counts
+
+
+async def _changes(sched, clock: Clock, instances: int, profile: str | None = None,
+                   profile_step: str = "") -> tuple[dict, dict]:
+    """The step after each of ``CHANGES``, median of ``REPEAT`` (a settle step after each)."""
+    spec = make_spec(instances)
+    names = iter(sorted(spec.services)[1:])
+    nodes = iter(sorted(sched.nodes)[1:])
+    steps: dict[str, list[float]] = {}
+    applies: dict[str, list[float]] = {}
+
+    async def apply(kind: str, services) -> None:
+        t0 = time.perf_counter()
+        await sched.apply(spec.model_copy(update={"services": services}))
+        applies.setdefault(kind, []).append((time.perf_counter() - t0) * 1e3)
+        sched._loop.cancel()
+
+    for kind in CHANGES:
+        for rep in range(REPEAT):
+            current = dict(sched.state.services)
+            if kind == "scale":
+                svc = current[next(names)]
+                await apply(kind, {**current, svc.name: svc.model_copy(
+                    update={"instances": svc.instances + 1})})
+            elif kind == "remove":
+                await sched.remove_service(next(names))
+            elif kind == "cordon":
+                await sched.cordon(next(nodes))
+            elif kind == "lost":
+                sched.dead.add(next(nodes))
+                sched.steady.last_membership = float("-inf")  # membership is read this step
+            elif kind == "image":
+                svc = current[next(names)]
+                await apply(kind, {**current, svc.name: svc.model_copy(
+                    update={"image": "veo/httpd:latest"})})
+            prof = profile if kind == profile_step and rep == 0 else None
+            steps.setdefault(kind, []).append((await _step(sched, clock, prof)) * 1e3)
+            await _step(sched, clock)
+    med = statistics.median
+    return {k: med(v) for k, v in steps.items()}, {k: med(v) for k, v in applies.items()}
 
 
 def _child(nodes: int, instances: int, out, kw: dict) -> None:
@@ -268,7 +328,10 @@ def _line(r: dict) -> str:
             f"steady step {r['steady_ms']:.1f} ms, record 1 restart {r['record_ms']:.2f} ms "
             f"({r['restart_bytes']:,} B written), step after it {r['event_step_ms']:.0f} ms, "
             f"1 failure {r['fail_bytes']:,} B, step after it {r['fail_step_ms']:.0f} ms, "
-            f"RSS +{r['rss_mb']:.0f} MB, agent calls {r['agent_calls']}")
+            f"RSS +{r['rss_mb']:.0f} MB, agent calls {r['agent_calls']}; step after: "
+            + ", ".join(f"{k} {v:.0f} ms" for k, v in r.get("change_ms", {}).items())
+            + " (apply call: " + ", ".join(f"{k} {v:.0f} ms" for k, v in r.get("apply_ms", {}).items())
+            + ")")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -279,11 +342,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=STEADY_STEPS, help="steady steps timed")
     p.add_argument("--settle", type=int, default=3, help="steps run before the steady ones")
     p.add_argument("--profile", help="cProfile the step after one failure into this file")
+    p.add_argument("--profile-step", default="fail", choices=("fail", *CHANGES),
+                   help="which step --profile profiles (default: the one after a failure)")
     p.add_argument("--out", type=Path)
     args = p.parse_args(argv)
     sizes = [tuple(int(x) for x in s.split("x")) for s in args.size] if args.size else None
     rows = run(args.quick, sizes, args.timeout, steps=args.steps, settle_steps=args.settle,
-               profile=args.profile)
+               profile=args.profile, profile_step=args.profile_step)
     if args.out:
         args.out.write_text(json.dumps(rows, indent=2) + "\n")
     return 0

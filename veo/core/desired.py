@@ -29,6 +29,7 @@ from veo.core.placement import NodeState
 from veo.core.policy import enforce
 from veo.core import rollout
 from veo.core.depends import show_held
+from veo.core.incremental import PlanCache
 from veo.core.reconcile import Result, Slot, reconcile
 from veo.core.tasks import TaskState
 from veo.core.update import RollingUpdate
@@ -85,6 +86,11 @@ class DesiredState:
     # grows with every change a plan reads (all but NOT_PLACEMENT): the Scheduler plans again
     # only when it moved or the world did (veo.core.steady.PlanGate); restored by ``transact``
     placement_version: int = field(default=0, compare=False)
+    # services whose definition or slots changed since the last plan (None: what changed is not
+    # known, plan everything): the next plan reconciles only those (veo.core.incremental)
+    plan_dirty: set[str] | None = field(default=None, repr=False, compare=False)
+    planner: PlanCache = field(default_factory=PlanCache, repr=False, compare=False)
+    _held_shown: bool = field(default=False, repr=False, compare=False)  # the last plan's held
     _dirty: set[str] = field(default_factory=set, repr=False, compare=False)
     # row part -> the keys changed since the last save (None: all of them)
     _dirty_rows: dict[str, set[str] | None] = field(default_factory=dict, repr=False, compare=False)
@@ -123,10 +129,16 @@ class DesiredState:
         st.touch(*legacy)
         return st
 
-    def touch(self, *parts: str) -> None:
-        """Mark parts changed; the next ``save`` writes them (row parts: every row)."""
+    def touch(self, *parts: str, services: Iterable[str] | None = None) -> None:
+        """Mark parts changed; the next ``save`` writes them (row parts: every row).
+        ``services``: the services whose definition changed, when "services" is one of the parts
+        (without it, or with "slots", the next plan reconciles everything)."""
         if set(parts) - NOT_PLACEMENT:
             self.placement_version += 1
+        if "slots" in parts or ("services" in parts and services is None):
+            self.plan_dirty = None
+        elif services is not None and self.plan_dirty is not None:
+            self.plan_dirty.update(services)
         for part in parts:
             if part in _ROWS:
                 self._dirty_rows[part] = None
@@ -137,6 +149,8 @@ class DesiredState:
         """Mark one row of a row part (``slots``, ``restarts``) changed."""
         if part not in NOT_PLACEMENT:
             self.placement_version += 1
+        if part == "slots" and self.plan_dirty is not None:
+            self.plan_dirty.add(service_of(key))
         keys = self._dirty_rows.setdefault(part, set())
         if keys is not None:
             keys.add(key)
@@ -173,6 +187,7 @@ class DesiredState:
         except BaseException:
             for f in fields(self):
                 setattr(self, f.name, getattr(before, f.name))
+            self.plan_dirty = None  # undone: the next plan reconciles everything, to be sure
             raise
 
     def _snapshot(self) -> DesiredState:
@@ -244,7 +259,8 @@ class DesiredState:
             rollout.record_version(self, self.services[name], now)
         self.pending_notes += rollout.start_updates(self, changes["changed"], now)
         self.spec_index += 1
-        self.touch("cluster", "services", "settings", "policy", "nodes", "removed", "spec_index")
+        self.touch("cluster", "services", "settings", "policy", "nodes", "removed", "spec_index",
+                   services=changes["added"] + changes["changed"] + changes["removed"])
         return changes
 
     def _holds(self, spec: ClusterSpec) -> bool:
@@ -268,7 +284,7 @@ class DesiredState:
         if changed:
             self.pending_notes += rollout.start_updates(self, [svc.name], now)
         self.spec_index += 1
-        self.touch("services", "removed", "spec_index")
+        self.touch("services", "removed", "spec_index", services=[svc.name])
 
     def remove_service(self, name: str) -> None:
         if name not in self.services:
@@ -278,7 +294,7 @@ class DesiredState:
         self._forget_counts([name])
         self._forget_history([name])
         self.spec_index += 1
-        self.touch("services", "removed", "spec_index")
+        self.touch("services", "removed", "spec_index", services=[name])
 
     def _mark_removed(self, names: Iterable[str], now: float) -> None:
         """Remember removed services (their containers go at once), forgetting old removals."""
@@ -378,22 +394,54 @@ class DesiredState:
         """The next slots (placement of what is not placed), adopted into the state; outcomes of
         instances that did not move are carried over. ``held``: services whose first start waits
         on a dependency (``veo.core.depends``): left unplaced, shown pending with the reason.
-        ``runs``: task -> the run instances to place (``veo.core.tasks``)."""
+        ``runs``: task -> the run instances to place (``veo.core.tasks``). Only the services a
+        change since the last plan touched are reconciled (``veo.core.incremental``: the same
+        result as a full pass, which still runs for the first plan and changes it cannot name)."""
         held = held or {}
         services = {k: v for k, v in self.services.items() if k not in held}
-        result = reconcile(services, nodes, self.slots, strategy=self.settings.placement.value,
-                           draining=self.draining, drain_moves=drain_moves,
-                           hold=rollout.held_units(self), retiring=self.retiring, runs=runs)
-        if held:
+        # HOOK(incplan): only what changed since the last plan is reconciled (veo.core.incremental)
+        result = self.planner.plan(services, nodes, self.slots, self.plan_dirty,
+                                   strategy=self.settings.placement.value, draining=self.draining,
+                                   drain_moves=drain_moves, hold=rollout.held_units(self),
+                                   retiring=self.retiring, runs=runs)
+        self._adopt(result)
+        self.planner.settle(self.slots, result)
+        self.plan_dirty = set()  # this plan's own writes are what it decided, not news
+        if held or self._held_shown:  # it rewrites unit members the planner does not follow:
+            result.touched = None  # the desired lists compare every slot
+        self._held_shown = bool(held)
+        if held:  # the planner keeps the result's dicts: the held ones go into copies
+            result.unit_members, result.pending = dict(result.unit_members), dict(result.pending)
             show_held(result, self.services, held, nodes)
-        new_slots = {k: _carry_outcome(self.slots.get(k), s) for k, s in result.slots.items()}
-        if new_slots != self.slots:
-            for key in set(new_slots) | set(self.slots):
-                if new_slots.get(key) != self.slots.get(key):
-                    self.touch_row("slots", key)
-            self.slots = new_slots
         self.pending_notes += rollout.after_plan(self)
         return result
+
+    def _adopt(self, result: Result) -> None:
+        """The plan's slots into the state; outcomes of instances that did not move are kept.
+        A partial plan replaces only the slots of its scope (``result.replaced``)."""
+        if result.scope is None:
+            new_slots = {k: _carry_outcome(self.slots.get(k), s) for k, s in result.slots.items()}
+            if new_slots != self.slots:
+                for key in set(new_slots) | set(self.slots):
+                    if new_slots.get(key) != self.slots.get(key):
+                        self.touch_row("slots", key)
+                self.slots = new_slots
+        else:
+            copied = False
+            result.touched = result.replaced | result.slots.keys()
+            for key in [*result.replaced, *result.slots]:
+                old, new = self.slots.get(key), result.slots.get(key)
+                new = None if new is None else _carry_outcome(old, new)
+                if new == old:
+                    continue
+                if not copied:  # a plan replaces the slots when it changes them: readers
+                    self.slots, copied = dict(self.slots), True  # compare them by identity
+                if new is None:
+                    del self.slots[key]
+                else:
+                    self.slots[key] = new
+                self.touch_row("slots", key)
+        result.slots = self.slots
 
     def drain_blockers(self, node: str, nodes: list[NodeState]) -> dict[str, str]:
         """Units on ``node`` that would fit nowhere else if it were drained (unit -> reason)."""

@@ -78,6 +78,11 @@ class Result:
     placed: dict[str, str] = field(default_factory=dict)  # unit key -> node, new this step
     dropped: list[str] = field(default_factory=list)  # instance keys no longer desired
     unit_members: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # an incremental plan (veo.core.incremental): the services it reconciled (None: all), and
+    # the slots whose keys ``slots`` replaces (the scope's slots before the plan)
+    scope: set[str] | None = None
+    replaced: set[str] = field(default_factory=set)
+    touched: set[str] | None = None  # after adoption: the keys a partial plan may have changed
 
 
 def _members(unit: Unit, instance: int) -> tuple[str, ...]:
@@ -132,6 +137,7 @@ def reconcile(
     hold: Collection[str] = (),
     retiring: Mapping[str, Slot] | None = None,
     runs: Mapping[str, list[int]] | None = None,  # HOOK(tasks): task -> run instances (veo.core.tasks)
+    base_usage: Mapping[str, tuple[int, int, int]] | None = None,
 ) -> Result:
     """``draining`` nodes give up everything they run (placed elsewhere under a new generation),
     at most ``drain_moves`` units per call (None: all at once), so a drain can go one group at a
@@ -140,7 +146,10 @@ def reconcile(
     ``hold``: units whose spec changed but whose rolling update has not reached them: they keep
     their slots (old spec). ``retiring``: old slots a start-first update keeps running until their
     replacement is healthy: they use their node's resources and count for spread, so the
-    replacement goes elsewhere when it can."""
+    replacement goes elsewhere when it can.
+
+    ``base_usage``: node -> (nano-cpus, memory, disk) used by slots outside ``slots`` (an
+    incremental plan reconciles only the services that changed, ``veo.core.incremental``)."""
     hold = set(hold)
     retiring = retiring or {}
     draining = set(draining)
@@ -172,13 +181,8 @@ def reconcile(
             if leaving and drain_moves is not None:
                 drain_moves -= 1
             to_place.append((unit, instance))
-    in_use = {**kept, **{f"retiring:{k}": s for k, s in retiring.items()}}
-    existing = _spread_map(kept, result.unit_members, units)
-    spread_of = {u.key: u.spread for u in units}
-    for s in retiring.values():
-        existing[spread_of.get(s.unit, s.unit)].add(s.node)
-    plan = place(_with_usage(nodes, in_use, services), [u for u, _ in to_place], strategy=strategy,
-                 existing=existing)
+    plan = _place(services, nodes, kept, retiring, units, result.unit_members, to_place,
+                  strategy, base_usage)
     for unit, instance in to_place:
         keys = result.unit_members[unit.key]
         node = plan.assignments.get(unit.key)
@@ -198,25 +202,60 @@ def reconcile(
     return result
 
 
-def allocation(slots: Mapping[str, Slot], services: Mapping[str, Service]) -> dict[str, tuple]:
-    """cpus, memory, disk allocated per node by instances that have not ended (an ended
-    instance holds no resources)."""
-    out: dict[str, list] = defaultdict(lambda: [0.0, 0, 0])
+def _place(services, nodes, kept, retiring, units, unit_members, to_place, strategy, base_usage):
+    if not to_place:  # nothing to place: no node needs its usage, no planner its heaps
+        return place([], [])
+    in_use = {**kept, **{f"retiring:{k}": s for k, s in retiring.items()}}
+    existing = _spread_map(kept, unit_members, units)
+    spread_of = {u.key: u.spread for u in units}
+    for s in retiring.values():
+        existing[spread_of.get(s.unit, s.unit)].add(s.node)
+    used = raw_allocation(in_use, services)
+    for name, (c, m, d) in (base_usage or {}).items():
+        a = used[name]
+        a[0], a[1], a[2] = a[0] + c, a[1] + m, a[2] + d
+    return place(_with_usage(nodes, used), [u for u, _ in to_place], strategy=strategy,
+                 existing=existing)
+
+
+NANO = 1_000_000_000  # cpus are summed in nano-cpus (Docker's own unit): an exact integer sum
+
+
+def slot_usage(svc: Service) -> tuple[int, int, int]:
+    """What one running instance of ``svc`` holds: nano-cpus, memory, disk."""
+    # compose hook: placement_cpus is the limit or reservation, whichever is larger
+    return round(svc.placement_cpus * NANO), svc.placement_memory, svc.disk or 0
+
+
+def raw_allocation(slots: Mapping[str, Slot], services: Mapping[str, Service]) -> dict[str, list]:
+    """nano-cpus, memory, disk allocated per node by instances that have not ended (an ended
+    instance holds no resources). Integers: the sum does not depend on the order slots are
+    counted in, so a plan that counts part of them incrementally sees the same figures."""
+    out: dict[str, list] = defaultdict(lambda: [0, 0, 0])
+    usage: dict[str, tuple[int, int, int]] = {}
     for s in slots.values():
         svc = services.get(s.service)
         if svc is None or s.outcome is not None:
             continue
+        u = usage.get(s.service)
+        if u is None:
+            u = usage[s.service] = slot_usage(svc)
         a = out[s.node]
-        a[0] += svc.placement_cpus  # compose hook: limit or reservation, whichever is larger
-        a[1] += svc.placement_memory
-        a[2] += svc.disk or 0
-    return {k: tuple(v) for k, v in out.items()}
+        a[0] += u[0]
+        a[1] += u[1]
+        a[2] += u[2]
+    return out
 
 
-def _with_usage(nodes: list[NodeState], kept: Mapping[str, Slot], services) -> list[NodeState]:
-    used = allocation(kept, services)
+def allocation(slots: Mapping[str, Slot], services: Mapping[str, Service]) -> dict[str, tuple]:
+    """cpus, memory, disk allocated per node by instances that have not ended."""
+    return {k: (v[0] / NANO, v[1], v[2]) for k, v in raw_allocation(slots, services).items()}
+
+
+def _with_usage(nodes: list[NodeState], used: Mapping[str, list]) -> list[NodeState]:
     return [
-        replace(n, used_cpus=n.used_cpus + used[n.name][0], used_memory=n.used_memory + used[n.name][1],
+        replace(n, used_cpus=n.used_cpus + used[n.name][0] / NANO,
+                used_memory=n.used_memory + used[n.name][1],
                 used_disk=n.used_disk + used[n.name][2]) if n.name in used else n
         for n in nodes
     ]
@@ -248,13 +287,14 @@ def assignments_by_node(
     slots: Mapping[str, Slot], services: Mapping[str, Service],
     unit_members: Mapping[str, tuple[str, ...]], restarts: Mapping[str, int] | None = None,
     *, specs: Mapping[str, Service] | None = None, retiring: Mapping[str, Slot] | None = None,
-    order: Mapping[str, int] | None = None,
+    order: Mapping[str, int] | None = None, hashes: dict[str, str] | None = None,
 ) -> dict[str, list[Assignment]]:
     """Every node's desired instances in one pass over the slots: units together, members in
     declared order. A slot a rolling update has not reached yet runs the spec it was made with
     (``specs``: spec hash -> service, the kept versions); ``retiring`` slots (start-first) are
-    desired until replaced. ``order``: ``member_order(unit_members)``, when the caller keeps it."""
-    hashes: dict[str, str] = {}
+    desired until replaced. ``order``: ``member_order(unit_members)``, when the caller keeps it;
+    ``hashes``: service -> spec hash, a cache the caller shares between calls on one services."""
+    hashes = {} if hashes is None else hashes
     policies: dict[str, GroupPolicy] = {}
     out: dict[str, list[Assignment]] = {}
     for s in [*slots.values(), *(retiring or {}).values()]:
@@ -273,10 +313,16 @@ def assignments_by_node(
             key=s.key, unit=s.unit, service=svc, instance=s.instance, generation=s.generation,
             members=members, policy=policies[s.unit], outcome=s.outcome,
             restarts=(restarts or {}).get(s.key, 0), reason=s.reason))
-    order = member_order(unit_members) if order is None else order
-    for lst in out.values():
-        lst.sort(key=lambda a: (a.unit, order.get(a.key, 0)))
+    for lst in out.values():  # a key's place in its unit: its members (O(list), not O(units))
+        lst.sort(key=(lambda a: (a.unit, order.get(a.key, 0), a.key)) if order is not None
+                 else _place_in_unit)
     return out
+
+
+def _place_in_unit(a: Assignment) -> tuple[str, int, str]:
+    # the key last: slots of a unit whose members do not name them (a partly held group) sort
+    # the same whatever order the slots were read in
+    return a.unit, a.members.index(a.key) if a.key in a.members else 0, a.key
 
 
 def member_order(unit_members: Mapping[str, tuple[str, ...]]) -> dict[str, int]:

@@ -7,8 +7,9 @@ report, so its cost grows with what *exists*. These pieces make it grow with wha
 * ``PlanGate``: a step whose plan inputs equal the last plan's (the desired state's
   ``placement_version``, the nodes as placement sees them, due task runs, held services) does no
   placement work. Time-driven work (a rolling update's deadlines) forces the plan.
-* ``DesiredLists`` rebuilds, after a plan, only the lists of the nodes whose slots changed (one
-  pass of identity checks over the slots, ``reconcile.assignments_by_node`` for those nodes).
+* ``DesiredLists`` rebuilds, after a plan, only the lists of the nodes whose slots changed (the
+  slots an incremental plan touched, else one pass of identity checks over the slots;
+  ``reconcile.assignments_by_node`` for those nodes).
 * ``PushBook`` keeps, per node, the version of its desired list: a node whose list changed gets it
   in full; the others get only the version, a few at a time (``SYNC_BUDGET`` per step), to re-check
   their engine against the list they hold (orphans, containers removed by hand).
@@ -23,7 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 from veo.core.models import Service
-from veo.core.reconcile import Assignment, Slot, assignments_by_node, member_order
+from veo.core.names import service_of
+from veo.core.reconcile import Assignment, Slot, assignments_by_node
 
 SYNC_BUDGET = 100  # nodes re-checked (version only) or asked for a report per step, at most
 MIN_STEP_INTERVAL = 0.1  # seconds between two steps, however many events wake the loop
@@ -131,35 +133,88 @@ class DesiredLists:
         self.args: Any = None
         self.specs: Mapping[str, Service] = {}
         self.retiring: Mapping[str, Slot] = {}
-        self.order: dict[str, int] = {}
+        # the slot keys incremental plans may have changed since the last call, every slot of a
+        # service whose definition changed among them (None: not known, compare every slot);
+        # without any hint since the last call, every slot is compared too
+        self.touched: set[str] | None = None
+        self.hinted = False
+        self.built: dict[str, list[Assignment]] = {}  # node -> its list, until it changes
+
+    def hint(self, keys: set[str] | None) -> None:
+        """A plan ran: the slot keys it may have changed (``result.touched``,
+        veo.core.incremental), accumulated until the next call."""
+        if not self.hinted:
+            self.touched, self.hinted = (None if keys is None else set(keys)), True
+        elif keys is None or self.touched is None:
+            self.touched = None
+        else:
+            self.touched |= keys
 
     def changed_nodes(self, slots: Mapping[str, Slot], services: Mapping[str, Service],
                       unit_members: Mapping[str, tuple[str, ...]], args: Any,
                       specs: Mapping[str, Service], retiring: Mapping[str, Slot]) -> set[str] | None:
-        """The nodes whose list differs since the last call; None: every node's may."""
-        everything = (args != self.args or unit_members != self.unit_members
-                      or specs != self.specs or retiring != self.retiring
-                      or not self.prev and not self.by_node)
-        dirty = self._changed_services(services) if not everything else set()
+        """The nodes whose list differs since the last call; None: every node's may. With a
+        hint, only the touched slots are compared (a unit's members change only with its
+        service's slots touched)."""
+        touched = self.touched if self.hinted else None
+        self.touched, self.hinted = None, False
+        # what every list reads; the cluster-wide ``args`` are not part of the lists: when only
+        # they change every node's content does, but no list needs building again
+        rebuild_all = (retiring != self.retiring or not self.prev and not self.by_node
+                       or touched is None and (unit_members != self.unit_members
+                                               or specs != self.specs))
+        if rebuild_all or touched is None:
+            dirty = self._changed_services(services) if not rebuild_all else set()
+            self._compare(slots, slots.keys() | self.prev.keys(), dirty)
+            self.prev = dict(slots)
+        else:  # only the touched slots, and their services' definitions and units
+            dirty = self._redefined(touched, slots, services, unit_members)
+            if specs != self.specs:  # an update started or ended: one pass over the slots
+                dirty |= _held_nodes(slots, services)
+            self._compare(slots, touched, dirty)
+        dirty |= {s.node for s in retiring.values()}
+        if rebuild_all:
+            self.built.clear()
+        for node in dirty:
+            self.built.pop(node, None)
+        everything = rebuild_all or args != self.args
+        # a copy: the state changes its services in place (add_service), and they are compared
+        self.services, self.unit_members = dict(services), unit_members
+        self.args, self.specs, self.retiring = args, specs, dict(retiring)
+        return None if everything else dirty
+
+    def _compare(self, slots: Mapping[str, Slot], keys: Iterable[str], dirty: set[str]) -> None:
         prev, by_node = self.prev, self.by_node
-        for key, slot in slots.items():
-            old = prev.get(key)
+        for key in keys:
+            old, slot = prev.get(key), slots.get(key)
             if old is slot or old == slot:
                 continue
             if old is not None:
                 dirty.add(old.node)
                 by_node.get(old.node, {}).pop(key, None)
-            dirty.add(slot.node)
-            by_node.setdefault(slot.node, {})[key] = slot
-        for key in prev.keys() - slots.keys():  # no longer desired anywhere
-            old = prev[key]
-            dirty.add(old.node)
-            by_node.get(old.node, {}).pop(key, None)
-        if unit_members != self.unit_members:
-            self.order = member_order(unit_members)
-        self.prev, self.services, self.unit_members = dict(slots), services, unit_members
-        self.args, self.specs, self.retiring = args, specs, dict(retiring)
-        return None if everything else dirty | {s.node for s in retiring.values()}
+            if slot is None:  # no longer desired anywhere
+                prev.pop(key, None)
+            else:
+                prev[key] = slot
+                dirty.add(slot.node)
+                by_node.setdefault(slot.node, {})[key] = slot
+
+    def _redefined(self, touched: set[str], slots: Mapping[str, Slot], services: Mapping[str, Service],
+                   unit_members: Mapping[str, tuple[str, ...]]) -> set[str]:
+        """Nodes of touched slots whose list entry changed with their slot left as it was: their
+        unit's members, or the definition of a service among them (its spec, the group's policy;
+        a slot a rolling update holds keeps its place)."""
+        names = {service_of(k) for k in touched}
+        names = {n for n in names if services.get(n) != self.services.get(n)}
+        out: set[str] = set()
+        for k in touched:
+            for s in (self.prev.get(k), slots.get(k)):
+                if s is None or s.node in out:
+                    continue
+                now, was = unit_members.get(s.unit, (k,)), self.unit_members.get(s.unit, (k,))
+                if now != was or names and any(service_of(m) in names for m in (k, *now, *was)):
+                    out.add(s.node)
+        return out
 
     def _changed_services(self, services: Mapping[str, Service]) -> set[str]:
         """Nodes holding a service whose definition changed without its slots changing."""
@@ -173,14 +228,32 @@ class DesiredLists:
         return set(self.by_node) | {s.node for s in self.retiring.values()}
 
     def lists(self, nodes: Iterable[str]) -> dict[str, list[Assignment]]:
-        """The lists of ``nodes`` (after ``changed_nodes``)."""
-        out = {}
+        """The lists of ``nodes`` (after ``changed_nodes``): built again only where they changed."""
+        out, built = {}, self.built
+        hashes: dict[str, str] = {}  # spec hashes, shared by every list built in this call
         for node in nodes:
-            retiring = {k: s for k, s in self.retiring.items() if s.node == node}
-            out[node] = assignments_by_node(
-                self.by_node.get(node, {}), self.services, self.unit_members, specs=self.specs,
-                retiring=retiring, order=self.order).get(node, [])
+            if node not in built:
+                retiring = {k: s for k, s in self.retiring.items() if s.node == node}
+                built[node] = assignments_by_node(
+                    self.by_node.get(node, {}), self.services, self.unit_members,
+                    specs=self.specs, retiring=retiring, hashes=hashes).get(node, [])
+            out[node] = built[node]
         return out
+
+
+def _held_nodes(slots: Mapping[str, Slot], services: Mapping[str, Service]) -> set[str]:
+    """Nodes of slots on an older spec than their service's (their entries read the kept specs):
+    held by a rolling update, or kept on a lost node ("instances: all", a pending unit)."""
+    hashes: dict[str, str] = {}
+    out = set()
+    for s in slots.values():
+        h = hashes.get(s.service)
+        if h is None:
+            svc = services.get(s.service)
+            h = hashes[s.service] = svc.spec_hash() if svc is not None else ""
+        if h and s.spec_hash != h:
+            out.add(s.node)
+    return out
 
 
 @dataclass
