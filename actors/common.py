@@ -34,11 +34,6 @@ class Handles:
 
     def forget(self, name: str) -> None:
         self._cache.pop(name, None)
-# Each veo actor runs many engine threads: glibc gives every thread its own malloc arena (up to
-# 8 per core), and a deploy's transient work leaves each arena's high-water mark in RSS, creeping
-# with every deploy. Two arenas keep an agent's RSS flat across deploys (measured in
-# bench/realscale.py); the actors allocate little, so contention on two arenas does not show.
-ACTOR_RUNTIME_ENV = {"env_vars": {"MALLOC_ARENA_MAX": "2"}}
 
 
 class EventSink:

@@ -26,7 +26,6 @@ import ray
 
 from actors import discovery_hook, listing_hook, task_hook  # HOOK(tasks, discovery, listing)
 from actors.group_supervisor import GroupSupervisor
-from actors.common import ACTOR_RUNTIME_ENV
 from actors.health_checker import HealthChecker
 from actors.node_agent import NodeAgent
 from veo.adapters.event_log import EventLog
@@ -396,8 +395,7 @@ class Scheduler:
 
     def _spawn_node_actors(self, node: str) -> None:
         opts = dict(namespace=ACTOR_NAMESPACE, lifetime="detached", get_if_exists=True,
-                    max_restarts=-1, label_selector={NODE_LABEL: node},
-                    runtime_env=ACTOR_RUNTIME_ENV)
+                    max_restarts=-1, label_selector={NODE_LABEL: node})
         cluster = self.state.cluster
         NodeAgent.options(name=actor_name("agent", node), **opts).remote(node, cluster)
         GroupSupervisor.options(name=actor_name("supervisor", node), **opts).remote(node, cluster)

@@ -28,7 +28,6 @@ from veo.adapters.docker_api import DockerRuntime
 def start_scheduler(address: str | None = None, state_path: str | Path | None = None) -> Cluster:
     """Connect to the Ray cluster and make sure its Scheduler runs (detached, on the head node).
     The one place that creates it: clients only look it up by name."""
-    from actors.common import ACTOR_RUNTIME_ENV
     from actors.scheduler import Scheduler
 
     init_ray(address)
@@ -37,7 +36,6 @@ def start_scheduler(address: str | None = None, state_path: str | Path | None = 
     handle = Scheduler.options(
         name=SCHEDULER_NAME, namespace=ACTOR_NAMESPACE, lifetime="detached", get_if_exists=True,
         max_restarts=-1, resources={"node:__internal_head__": 0.001},
-        runtime_env=ACTOR_RUNTIME_ENV,
     ).remote(path)
     _call(handle.ping.remote())
     return Cluster(handle)
