@@ -27,7 +27,7 @@ def tail_growth(old: str, new: str) -> str:
 
 
 LONG_POLL_S = 1.0  # a wait re-reads at least this often, even with no change signalled
-MIN_READ_S = 0.05  # and at most this often
+MIN_READ_S = 0.1  # and at most this often (a deploy moves the counter with every event)
 
 
 class Waits:
@@ -69,9 +69,10 @@ class Waits:
             version = follow() if follow else None
             read_at = time.monotonic()
             instances = self.containers(service)
-            # every service shows up once planned (a cluster with none is settled at once)
-            planned = self._needed(service) <= {i.service for i in instances}
-            if planned and predicate(instances) and self._nodes_reported():
+            # the local test first: the Ray calls only once it holds. Every service shows up
+            # once planned (a cluster with none is settled at once)
+            if predicate(instances) and self._needed(service) <= {i.service for i in instances} \
+                    and self._nodes_reported():
                 return instances
             left = deadline - time.monotonic()
             if left < 0:
@@ -79,7 +80,6 @@ class Waits:
                 raise VeoError(f"not settled after {timeout:g}s: {states or 'no instances'}")
             if follow:
                 follow(version, min(LONG_POLL_S, max(left, 0.01)))
-                # a deploy moves the counter with every event: read at most every MIN_READ_S
                 time.sleep(max(0.0, read_at + MIN_READ_S - time.monotonic()))
             else:
                 time.sleep(interval)
