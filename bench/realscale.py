@@ -145,10 +145,12 @@ def run(engine: Engine, total: int = 500, kill: int = 50, rest_s: float = 10.0) 
 
 def _redeploy(world: ThreeNodes, engine: Engine, every: dict, pids: dict, out: dict) -> None:
     """Remove every instance, then deploy them all again: RSS after each."""
+    from veo.core.names import LABEL_MANAGED
+
     total = out["total"]
     world.apply({})
     wait_until(lambda: not world.running(set(every)) and not engine.runtime.list(
-        labels={"veo.managed": "true"}), 600, 1.0, "every instance to be removed")
+        labels={LABEL_MANAGED: "true"}), 600, 1.0, "every instance to be removed")
     time.sleep(3.0)
     out["rss_kb"]["removed"] = {k: _rss_kb(p) for k, p in pids.items()}
     world.apply(every)

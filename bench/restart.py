@@ -251,8 +251,10 @@ def run_busy(engine: Engine, world: VeoWorld, deploy: int = 100, triggers: int =
 
 
 def _created(rec: EventRecorder, after_ns: int) -> int:
+    from veo.core.names import LABEL_SERVICE
+
     return sum(1 for e in rec.matching("create", after_ns)
-               if ((e.get("Actor") or {}).get("Attributes") or {}).get("veo.service", "").startswith("load-"))
+               if ((e.get("Actor") or {}).get("Attributes") or {}).get(LABEL_SERVICE, "").startswith("load-"))
 
 
 def print_busy(res: dict) -> None:
