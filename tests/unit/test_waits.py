@@ -22,6 +22,7 @@ class FakeClient(Waits):
         self.version = 0
         self.moved = threading.Condition()
         self.reads = 0
+        self.blocked = 0  # long polls that found the counter unmoved and waited on it
         if not counter:
             self.containers_version = None  # type: ignore[assignment]
 
@@ -34,6 +35,7 @@ class FakeClient(Waits):
     def containers_version(self, since=None, wait: float = 0.0) -> int:  # noqa: F811
         with self.moved:
             if since is not None and since == self.version and wait > 0:
+                self.blocked += 1
                 self.moved.wait(wait)
             return self.version
 
@@ -54,17 +56,20 @@ def running(insts) -> bool:
     return all(i.status is InstanceStatus.running for i in insts)
 
 
-def test_the_wait_ends_when_the_counter_moves_not_at_the_next_poll():
+def test_the_wait_ends_when_the_counter_moves_not_at_the_next_poll(monkeypatch):
+    import veo.waits
+
+    sleeps: list[float] = []
+    real_sleep = time.sleep
+    monkeypatch.setattr(veo.waits.time, "sleep", lambda s: (sleeps.append(s), real_sleep(s)))
     client = FakeClient()
     timer = threading.Timer(0.2, client.flip)
     timer.start()
-    t0 = time.monotonic()
-    # a 5 s interval would end the wait no sooner than 5 s if it polled
     out = client.wait(running, timeout=10, interval=5.0)
-    took = time.monotonic() - t0
     timer.join()
     assert out[0].status is InstanceStatus.running
-    assert took < 2.0, took  # long poll: woken by the change, not by the 5 s interval
+    assert client.blocked >= 1  # it waited on the counter, which the change woke
+    assert 5.0 not in sleeps  # never the fixed interval (only the short read floor)
     assert client.reads <= 3  # no busy re-reading while nothing changed
 
 
@@ -79,9 +84,9 @@ def test_a_change_between_the_read_and_the_long_poll_is_not_missed():
         return out
 
     client.containers = read_then_flip  # type: ignore[method-assign]
-    t0 = time.monotonic()
     client.wait(running, timeout=10)
-    assert time.monotonic() - t0 < 0.9  # the counter read before the read already differs
+    assert client.blocked == 0  # the counter read before the read already differed: no wait
+    assert client.reads == 2
 
 
 def test_without_a_counter_it_polls_and_times_out_with_the_states():
