@@ -34,6 +34,11 @@ log = logging.getLogger("veo.agent")
 # VEO_ENGINE_PARALLELISM overrides it for an engine measured otherwise.
 MEASURED_PARALLELISM = 8
 HOLD_WAIT_MAX = 5.0  # seconds a new container's start waits at most for a restart's
+# A deploy starts with this many new containers in flight and grows from what it measures: the
+# first calls see the engine unloaded (``fastest``), and a crash early in a deploy does not find
+# the engine's whole parallelism queued ahead of its restart (bench: restart during a deploy).
+SLOW_START = 2
+IDLE_RESET_S = 2.0  # seconds with no create in flight after which the limit starts again
 CAPACITY_TTL = 30.0  # seconds: capacity changes when the machine does, not between two steps
 
 
@@ -181,16 +186,26 @@ class AdaptiveLimit:
     rises above: ``limit <- limit * min(1, tolerance * fastest / recent) + 1``. It settles
     where one more call in flight would mostly add queueing. ``fastest`` creeps up slowly
     (``drift`` per call) so an engine that became slower for good is not judged by an old best.
+
+    As in TCP's congestion window (RFC 7661, RFC 2861), the limit grows only while it is used:
+    a call that ends with fewer in flight than the limit (the end of a small batch) adds
+    nothing, else ten quick creates would leave the next deploy with sixteen at once. After
+    ``idle_reset`` seconds with nothing in flight it starts again from ``initial``. A call that
+    overlapped a restart's hold is not a sample: it waited for the restart, not the engine.
     """
 
     def __init__(self, initial: int, lo: int = 2, hi: int = 16, tolerance: float = 1.5,
-                 alpha: float = 0.3, drift: float = 1.002, clock: Callable[[], float] = time.monotonic):
-        self.limit, self.lo, self.hi = float(initial), lo, hi
+                 alpha: float = 0.3, drift: float = 1.002, idle_reset: float = IDLE_RESET_S,
+                 clock: Callable[[], float] = time.monotonic):
+        self.limit, self.initial, self.lo, self.hi = float(initial), float(initial), lo, hi
         self.tolerance, self.alpha, self.drift, self.clock = tolerance, alpha, drift, clock
+        self.idle_reset = idle_reset
         self.fastest = float("inf")
         self.recent: float | None = None
         self.inflight = 0
+        self.idle_since = clock()  # when the last call in flight ended
         self.holds = 0  # restarts in flight: no new create is let in while one is
+        self.holds_begun = 0  # every hold ever taken: a call that saw it change is no sample
         self.unheld = threading.Event()  # for the engine threads: set while no restart is held
         self.unheld.set()
         self._free = asyncio.Condition()
@@ -199,14 +214,19 @@ class AdaptiveLimit:
     async def slot(self):
         async with self._free:
             await self._free.wait_for(lambda: not self.holds and self.inflight < int(self.limit))
+            if not self.inflight and self.clock() - self.idle_since >= self.idle_reset:
+                self.limit = min(self.limit, self.initial)  # idle: start again, not at the old peak
             self.inflight += 1
-        began = self.clock()
+        began, holds = self.clock(), self.holds_begun
         try:
             yield
         finally:
-            self.observe(self.clock() - began)
+            if self.holds_begun == holds and not self.holds:
+                self.observe(self.clock() - began, used=self.inflight >= int(self.limit))
             async with self._free:
                 self.inflight -= 1
+                if not self.inflight:
+                    self.idle_since = self.clock()
                 self._free.notify_all()
 
     @contextlib.asynccontextmanager
@@ -216,6 +236,7 @@ class AdaptiveLimit:
         serves the restart's start with fewer calls competing. A create already at the engine
         waits before its own start (``before_start``), the heavy half of a create+start."""
         self.holds += 1
+        self.holds_begun += 1
         self.unheld.clear()
         try:
             yield
@@ -231,10 +252,11 @@ class AdaptiveLimit:
         held, wait for it (at most ``timeout``: a stuck restart must not stop a deploy)."""
         self.unheld.wait(timeout)
 
-    def observe(self, latency: float) -> None:
-        """One call's latency (seconds): the limit moves."""
+    def observe(self, latency: float, used: bool = True) -> None:
+        """One call's latency (seconds): the limit moves. ``used``: the call ended with the limit
+        full (more were in flight or waiting), so one more in flight would have been used."""
         self.fastest = min(latency, self.fastest * self.drift)
         self.recent = latency if self.recent is None else (
             (1 - self.alpha) * self.recent + self.alpha * latency)
         gradient = min(1.0, self.tolerance * self.fastest / max(self.recent, 1e-9))
-        self.limit = max(self.lo, min(self.hi, self.limit * gradient + 1))
+        self.limit = max(self.lo, min(self.hi, self.limit * gradient + (1 if used else 0)))

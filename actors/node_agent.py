@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 import ray
 
 from actors import discovery_hook, task_hook  # HOOK(tasks, discovery)
-from actors.agent_perf import (AdaptiveLimit, CapacityCache, LocalSupervision, ReportCache,
+from actors.agent_perf import (SLOW_START, AdaptiveLimit, CapacityCache, LocalSupervision, ReportCache,
                                engine_parallelism, fingerprint, forget_units,
                                ready_images)
 from actors.common import EventSink, Handles
@@ -92,7 +92,7 @@ class NodeAgent:
         self.supervision = LocalSupervision(self._supervisor)
         self.images_ready: set = set()  # (image, pull_policy) ensured by the running converge
         # new containers in flight at the engine: adapted from their latency (agent_perf)
-        self.create_limit = AdaptiveLimit(CREATE_PARALLELISM, hi=2 * CREATE_PARALLELISM)
+        self.create_limit = AdaptiveLimit(SLOW_START, hi=2 * CREATE_PARALLELISM)
         self.synced = False
         self._started = False
         self._since = time.time()

@@ -345,3 +345,74 @@ def test_a_create_already_at_the_engine_starts_after_the_held_restart():
     released = asyncio.run(main())
     assert started and started[0] >= released
     lim.before_start(timeout=5.0)  # nothing held: no wait
+
+
+def test_adaptive_limit_grows_only_while_it_is_used():
+    """A call that ends with fewer in flight than the limit (a small batch's tail) adds nothing:
+    ten quick creates must not leave the next deploy with the engine's sixteen at once."""
+    from actors.agent_perf import AdaptiveLimit
+
+    lim = AdaptiveLimit(4, lo=2, hi=16)
+    for _ in range(20):
+        lim.observe(0.10, used=False)
+    assert lim.limit == 4
+    lim.observe(0.10, used=True)
+    assert lim.limit == 5
+
+    lim = AdaptiveLimit(2, lo=2, hi=16)
+
+    async def call():
+        async with lim.slot():
+            await asyncio.sleep(0.01)
+
+    async def batch(n):
+        await asyncio.gather(*(call() for _ in range(n)))
+
+    asyncio.run(batch(10))
+    # each call let in while the limit was full raised it by one; the tail's calls did not:
+    # never above what was in flight at once plus one
+    assert 2 < lim.limit <= 6, lim.limit
+
+
+def test_adaptive_limit_starts_again_from_initial_after_idle():
+    from actors.agent_perf import AdaptiveLimit
+
+    now = [100.0]
+    lim = AdaptiveLimit(4, lo=2, hi=16, idle_reset=2.0, clock=lambda: now[0])
+    lim.limit = 12.0  # the peak of an earlier deploy
+
+    async def one():
+        async with lim.slot():
+            now[0] += 0.1  # the call takes 0.1 s
+
+    now[0] += 1.0  # not idle long enough: the limit stays
+    asyncio.run(one())
+    assert lim.limit >= 12
+    now[0] += 2.5  # idle: the next deploy starts from initial, and learns again
+    asyncio.run(one())
+    assert lim.limit <= 5
+
+
+def test_a_call_that_overlapped_a_restart_is_no_sample():
+    """A create that waited for a restart's hold took long because of the restart, not the
+    engine: it must not shrink the limit (nor move the latency seen)."""
+    from actors.agent_perf import AdaptiveLimit
+
+    lim = AdaptiveLimit(4, lo=2, hi=16)
+    lim.observe(0.10)
+    before = (lim.limit, lim.recent, lim.fastest)
+
+    async def create():
+        async with lim.slot():
+            await asyncio.sleep(0.15)  # 15x the fastest: it waited for the restart
+
+    async def restart():
+        await asyncio.sleep(0.01)
+        async with lim.held():
+            await asyncio.sleep(0.05)
+
+    async def main():
+        await asyncio.gather(create(), restart())
+
+    asyncio.run(main())
+    assert (lim.limit, lim.recent, lim.fastest) == before
