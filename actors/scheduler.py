@@ -25,6 +25,7 @@ from dataclasses import replace
 import ray
 
 from actors import discovery_hook, listing_hook, task_hook  # HOOK(tasks, discovery, listing)
+from actors.common import Handles
 from actors.group_supervisor import GroupSupervisor
 from actors.health_checker import HealthChecker
 from actors.node_agent import NodeAgent
@@ -68,6 +69,7 @@ class Scheduler:
         self.pending: dict[str, str] = {}  # unit -> why it is not placed (from the last plan)
         self.unit_members: dict[str, tuple[str, ...]] = {}
         self.converging: dict[str, asyncio.Task] = {}  # node -> its converge in flight
+        self.agents = Handles()  # agent handles by name: a lookup is a GCS call, made once
         self.new_events = asyncio.Condition()
         self.wake = asyncio.Event()
         self._loop: asyncio.Task | None = None
@@ -381,6 +383,8 @@ class Scheduler:
             rec.host = n.get("NodeManagerAddress")
             if seen_as != (rec.role, rec.host, alive):
                 self.nodes_version += 1  # placement sees the node differently: plan again
+            if alive != rec.alive:  # a node that joins or is lost: its agent is looked up again
+                self.agents.forget(actor_name("agent", name))
             if alive and not rec.alive:
                 self._spawn_node_actors(name)
                 events.append(Event(kind=EventKind.node_joined, node=name))
@@ -423,6 +427,7 @@ class Scheduler:
                         self.nodes_version += 1  # capacity as placement sees it moved
                 self.steady.reported_at[rec.name] = now
             except Exception as e:  # agent restarting or engine down: plan with what we had
+                self.agents.forget(actor_name("agent", rec.name))  # looked up again next time
                 log.warning("no report from %s: %s", rec.name, e)
 
         ask = pick_reports(alive, news, self.steady.reported_at, now, self.tick)
@@ -562,13 +567,14 @@ class Scheduler:
                 book.lost(name)  # it does not hold this version (restarted): full next step
         except Exception as e:
             book.lost(name)
+            self.agents.forget(actor_name("agent", name))
             log.warning("converge on %s failed: %s", name, e)
 
     # ---- helpers -------------------------------------------------------------------------------
 
     def _agent(self, node: str):
         try:
-            return ray.get_actor(actor_name("agent", node), namespace=ACTOR_NAMESPACE)
+            return self.agents.get(actor_name("agent", node))
         except ValueError:
             raise VeoError(f"node {node!r} has no agent (is it part of the Ray cluster?)") from None
 
