@@ -182,7 +182,7 @@ def _r(v: float | None) -> str:
 BUSY_TARGET = 2.0  # x the idle restart latency, same run
 
 
-def run_busy(engine: Engine, world: VeoWorld, deploy: int = 100, triggers: int = 5) -> dict:
+def run_busy(engine: Engine, world: VeoWorld, deploy: int = 100, triggers: int = 8) -> dict:
     """Idle: ``triggers`` restarts on a quiet node. Busy: the same count while the node's agent
     creates ``deploy`` other containers (one apply of that many services); each trigger waits
     until the deploy is under way and checks it is still going when the replacement runs."""
