@@ -92,7 +92,7 @@ class NodeAgent:
         self.supervision = LocalSupervision(self._supervisor)
         self.images_ready: set = set()  # (image, pull_policy) ensured by the running converge
         # new containers in flight at the engine: adapted from their latency (agent_perf)
-        self.create_limit = AdaptiveLimit(SLOW_START, hi=2 * CREATE_PARALLELISM)
+        self.create_limit = AdaptiveLimit(SLOW_START, lo=SLOW_START, hi=2 * CREATE_PARALLELISM)
         self.synced = False
         self._started = False
         self._since = time.time()

@@ -289,3 +289,22 @@ def test_a_costly_discovery_rebuild_is_paced_but_not_lost() -> None:
     assert r.due(("b",), now=5.0)  # still due once the pace allows
     r.built(0.001)  # a small table follows every change
     assert r.due(("c",), now=5.0)
+
+
+def test_discovery_rebuilds_under_churn_come_at_most_churn_rate_per_second() -> None:
+    """A deploy changes the table with every start: a burst goes at once, beyond it at most
+    CHURN_RATE rebuilds per second; a change not rebuilt yet stays due, a quiet table answers
+    its next change at once again."""
+    from veo.core.discovery import CHURN_BURST, CHURN_RATE, Rebuilds
+
+    r = Rebuilds()
+    r.built(0.001)
+    now, done = 0.0, []
+    for i in range(100):  # a change every 10 ms for 1 s
+        if r.due((i,), now):
+            done.append(now)
+        now += 0.01
+    assert CHURN_BURST <= len(done) <= CHURN_BURST + CHURN_RATE + 1
+    assert r.due((99,), now + 1.0)  # the last change was not lost: due once the pace allows
+    assert r.due((99,), now + 1.0)  # and once more, to settle (as for every change)
+    assert r.due(("quiet",), now + 10.0)  # after a quiet spell a change goes at once

@@ -248,6 +248,12 @@ def table_from(cluster: str, version: int, services: Iterable[str],
 REFRESH = 15.0
 COST_SHARE = 10  # a rebuild at most every COST_SHARE x its own duration ...
 PACED_COST = 0.05  # ... once it costs this many seconds (small tables follow every change)
+# Under churn (a deploy: an instance starts every few ms) each rebuild is a new table that every
+# agent parses and serves, O(instances) each, so a deploy of N cost O(N^2) in the control plane.
+# A burst of rebuilds goes at once; beyond it, at most CHURN_RATE per second (token bucket): a
+# single change still answers at once, a change during a deploy within 1 / CHURN_RATE s.
+CHURN_BURST = 4
+CHURN_RATE = 2.0
 # an agent whose report still lacks the table this long after it was sent gets it again
 RESEND = 5.0
 
@@ -272,6 +278,8 @@ class Rebuilds:
     settle: bool = False
     count: int = 0  # rebuilds so far (tests and benchmarks read it)
     cost: float = 0.0  # seconds the last rebuild took (``built``)
+    tokens: float = CHURN_BURST  # rebuilds that may go at once (``CHURN_RATE`` refills them)
+    refilled: float = float("-inf")
 
     def due(self, key: tuple, now: float) -> bool:
         changed = key != self.key
@@ -282,6 +290,12 @@ class Rebuilds:
         # that is not rebuilt yet stays due: the key is kept until it is)
         if self.cost >= PACED_COST and now - self.at < self.cost * COST_SHARE:
             return False
+        if self.refilled > float("-inf"):
+            self.tokens = min(CHURN_BURST, self.tokens + (now - self.refilled) * CHURN_RATE)
+        self.refilled = now
+        if self.tokens < 1:
+            return False  # churn: this change goes with a later rebuild (it stays due)
+        self.tokens -= 1
         self.key, self.at, self.settle = key, now, changed
         self.count += 1
         return True
