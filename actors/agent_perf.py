@@ -192,9 +192,11 @@ class AdaptiveLimit:
 
     As in TCP's congestion window (RFC 7661, RFC 2861), the limit grows only while it is used:
     a call that ends with no other call waiting and fewer in flight than the limit (the end of a
-    small batch) adds nothing, else ten quick creates would leave the next deploy with sixteen at once. After
-    ``idle_reset`` seconds with nothing in flight it starts again from ``initial``. A call that
-    overlapped a restart's hold is not a sample: it waited for the restart, not the engine.
+    small batch) adds nothing. After ``idle_reset`` seconds with nothing in flight it starts
+    again from ``initial``, so a deploy after a quiet spell does not begin at an old peak (ten
+    quick creates used to leave the next deploy with sixteen at once, ahead of any restart). A
+    call that overlapped a restart's hold is not a sample: it waited for the restart, not the
+    engine.
     """
 
     def __init__(self, initial: int, lo: int = 2, hi: int = 16, tolerance: float = 1.5,
