@@ -211,8 +211,8 @@ class NodeAgent:
 
     async def _create_units(self, create: list[Assignment]) -> None:
         """Create and start what is missing: units side by side (as many at once as the engine
-        takes without queueing: ``AdaptiveLimit``, from CREATE_PARALLELISM), the members of one unit
-        one after the other in declared order, master first."""
+        takes without queueing: ``AdaptiveLimit``, between SLOW_START and 2 x CREATE_PARALLELISM),
+        the members of one unit one after the other in declared order, master first."""
         units: dict[str, list[Assignment]] = {}
         for a in create:
             units.setdefault(a.unit, []).append(a)

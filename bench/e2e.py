@@ -309,7 +309,8 @@ def _print_size(res: dict) -> None:
     if p is not None:
         print(f"per round, veo / {res['fastest_raw']}: "
               + " ".join(f"{x:.2f}" for x in res["paired_ratios"]) + f" (median {p:.2f})")
-    print(f"veo / fastest raw ({res['fastest_raw']}) = {p or r:.2f} paired, {r:.2f} as a ratio of "
-          f"medians (target <= {TARGET_RATIO}): {verdict(p or r, TARGET_RATIO)}; veo / compose = "
+    v = p if p is not None else r  # the verdict's figure, as in the summary
+    print(f"veo / fastest raw ({res['fastest_raw']}) = {v:.2f} paired, {r:.2f} as a ratio of "
+          f"medians (target <= {TARGET_RATIO}): {verdict(v, TARGET_RATIO)}; veo / compose = "
           f"{res['ratio_veo_compose'] or float('nan'):.2f} (target < 1): "
           f"{verdict(res['ratio_veo_compose'], 0.9999)}" if r else "veo / fastest raw: n/a")

@@ -348,8 +348,8 @@ def test_a_create_already_at_the_engine_starts_after_the_held_restart():
 
 
 def test_adaptive_limit_grows_only_while_it_is_used():
-    """A call that ends with fewer in flight than the limit (a small batch's tail) adds nothing:
-    ten quick creates must not leave the next deploy with the engine's sixteen at once."""
+    """A call that ends with nothing queued and fewer in flight than the limit (a small batch's
+    tail) adds nothing: ten quick creates must not leave the next deploy with sixteen at once."""
     from actors.agent_perf import AdaptiveLimit
 
     lim = AdaptiveLimit(4, lo=2, hi=16)

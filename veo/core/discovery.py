@@ -290,8 +290,8 @@ class Rebuilds:
         # that is not rebuilt yet stays due: the key is kept until it is)
         if self.cost >= PACED_COST and now - self.at < self.cost * COST_SHARE:
             return False
-        if self.refilled > float("-inf"):
-            self.tokens = min(CHURN_BURST, self.tokens + (now - self.refilled) * CHURN_RATE)
+        # the first call refills from -inf: a full bucket
+        self.tokens = min(CHURN_BURST, self.tokens + (now - self.refilled) * CHURN_RATE)
         self.refilled = now
         if self.tokens < 1:
             return False  # churn: this change goes with a later rebuild (it stays due)
